@@ -1,0 +1,55 @@
+"""Ask questions of the news: cited, verifiable answers from a pile of articles.
+
+>>> from rag import Pipeline, Settings
+>>> pipeline = Pipeline(Settings())          # nothing is loaded until first use
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AnswererError,
+    BadDate,
+    BadQuery,
+    BadSetting,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexNotBuilt,
+    IndexProblem,
+    InputError,
+    ModelError,
+    RagError,
+    SourceError,
+)
+from .indexer import ReindexSummary
+from .models import Answer, Article, Chunk, Citation, Hit, Problem, Quote
+from .pipeline import Pipeline
+from .retrieve import SearchFilter
+from .settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Answer",
+    "AnswererError",
+    "Article",
+    "BadDate",
+    "BadQuery",
+    "BadSetting",
+    "Chunk",
+    "Citation",
+    "Hit",
+    "IndexCorrupt",
+    "IndexMismatch",
+    "IndexNotBuilt",
+    "IndexProblem",
+    "InputError",
+    "ModelError",
+    "Pipeline",
+    "Problem",
+    "Quote",
+    "RagError",
+    "ReindexSummary",
+    "SearchFilter",
+    "Settings",
+    "SourceError",
+]

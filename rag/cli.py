@@ -1,0 +1,144 @@
+"""The ``rag`` command: each subcommand builds one Pipeline and prints what it returns.
+
+Errors from the library are translated here, in one place, into a message and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import RagError
+from .models import Hit
+from .pipeline import Pipeline
+from .settings import INDEX_TYPES, SEARCH_MODES, Settings
+
+ENV_PREFIX = "RAG_"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Ask questions of the news, with citations.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--index", default=_env("INDEX", "index"), metavar="DIR",
+                       help="index folder (default: ./index, or $RAG_INDEX)")
+        p.add_argument("--model", default=_env("MODEL"), metavar="NAME_OR_PATH",
+                       help="embedding model (default: packaged all-MiniLM-L6-v2, or the index's)")
+
+    p = sub.add_parser("reindex", help="build or update the index from folders or files")
+    common(p)
+    p.add_argument("sources", nargs="*", help="folders/files of articles (default: the last reindex's)")
+    p.add_argument("--full", action="store_true", help="re-embed everything instead of reusing vectors")
+    p.add_argument("--index-type", choices=INDEX_TYPES, default="auto",
+                   help="exact, hnsw, or auto (hnsw above --ann-threshold chunks)")
+    p.add_argument("--ann-threshold", type=int, default=200_000, metavar="N")
+    p.add_argument("--chunk-tokens", type=int, default=200, metavar="N")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no per-file report")
+
+    p = sub.add_parser("search", help="retrieval only: ranked passages")
+    common(p)
+    p.add_argument("query")
+    _filters(p)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    return parser
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--k", type=int, default=10, help="how many passages (default 10)")
+    p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="published on or after")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="published on or before")
+    p.add_argument("--source", action="append", metavar="DOMAIN",
+                   help="only this source (repeatable), e.g. bbc.co.uk")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return Settings(index_dir=Path(args.index), model=args.model, **extra)
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    settings = _settings(args, index_type=args.index_type, ann_threshold=args.ann_threshold,
+                         chunk_tokens=args.chunk_tokens, progress=not args.quiet and sys.stderr.isatty())
+    summary = Pipeline(settings).reindex(args.sources, full=args.full)
+    if not args.quiet:
+        for problem in summary.skipped:
+            print(f"skipped {problem.origin}: {problem.reason}", file=sys.stderr)
+        for problem in summary.warnings:
+            print(f"warning {problem.origin}: {problem.reason}", file=sys.stderr)
+        if summary.duplicates:
+            print(f"skipped {len(summary.duplicates)} exact duplicates", file=sys.stderr)
+    print(summary.line())
+    return 0
+
+
+def hit_to_dict(hit: Hit) -> dict[str, Any]:
+    """The JSON shape of a passage, shared by ``rag search --json`` and the HTTP API."""
+    return {
+        "rank": hit.rank,
+        "score": round(hit.score, 6),
+        "article_id": hit.article.id,
+        "chunk_id": hit.chunk.id,
+        "title": hit.article.title,
+        "url": hit.article.url,
+        "source": hit.article.source,
+        "published_at": hit.article.published_at,
+        "text": hit.chunk.text,
+        "start": hit.chunk.start,
+        "end": hit.chunk.end,
+    }
+
+
+def format_hit(hit: Hit) -> str:
+    meta = ", ".join(x for x in (hit.article.source, hit.article.published_at or "undated") if x)
+    body = textwrap.fill(" ".join(hit.chunk.text.split()), width=100, initial_indent="   ",
+                         subsequent_indent="   ")
+    lines = [f"{hit.rank}. {hit.article.title}  ({meta})  score {hit.score:.4f}"]
+    if hit.article.url:
+        lines.append(f"   {hit.article.url}")
+    lines.append(f"   [{hit.chunk.id}, chars {hit.chunk.start}-{hit.chunk.end}]")
+    lines.append(body)
+    return "\n".join(lines)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    hits = Pipeline(_settings(args)).search(args.query, k=args.k, mode=args.mode, since=args.since,
+                                            until=args.until, source=args.source)
+    if args.json:
+        print(json.dumps([hit_to_dict(h) for h in hits], ensure_ascii=False, indent=2))
+    elif not hits:
+        print("no passages match: widen the filters or reindex more articles")
+    else:
+        print("\n\n".join(format_hit(h) for h in hits))
+    return 0
+
+
+COMMANDS = {"reindex": cmd_reindex, "search": cmd_search}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rag`` console script."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: the previous index is untouched", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

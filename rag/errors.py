@@ -1,0 +1,69 @@
+"""One hierarchy for everything the library raises on purpose.
+
+Every message says what went wrong and what to do about it::
+
+    RagError
+    ├── InputError              bad input from a user: fix the call
+    │   ├── BadQuery            empty, too long or otherwise unusable question
+    │   ├── BadDate             a date that cannot be parsed, or a range that is backwards
+    │   └── BadSetting          a setting outside its allowed values
+    ├── SourceError             a source path that does not exist or holds nothing usable
+    ├── IndexProblem            the on-disk index cannot be used
+    │   ├── IndexNotBuilt       no index yet
+    │   ├── IndexCorrupt        files missing or unreadable
+    │   └── IndexMismatch       built with another model, dimension or format
+    ├── ModelError              the embedding model cannot be loaded
+    └── AnswererError           the answerer cannot run (e.g. no LLM configured)
+
+The shells (CLI, HTTP API) translate these in exactly one place each.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+class InputError(RagError):
+    """The caller passed something unusable."""
+
+
+class BadQuery(InputError):
+    """The question or query cannot be searched."""
+
+
+class BadDate(InputError):
+    """A date is not ISO (YYYY-MM-DD) or a range is backwards."""
+
+
+class BadSetting(InputError):
+    """A setting is outside its allowed values."""
+
+
+class SourceError(RagError):
+    """A source folder or file cannot be read at all."""
+
+
+class IndexProblem(RagError):
+    """The on-disk index cannot be used."""
+
+
+class IndexNotBuilt(IndexProblem):
+    """There is no index in the given folder."""
+
+
+class IndexCorrupt(IndexProblem):
+    """The index folder exists but its files are missing or unreadable."""
+
+
+class IndexMismatch(IndexProblem):
+    """The index was built with another format, model or dimension."""
+
+
+class ModelError(RagError):
+    """The embedding model cannot be loaded."""
+
+
+class AnswererError(RagError):
+    """The requested answerer cannot run."""

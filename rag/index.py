@@ -1,0 +1,150 @@
+"""The on-disk index: a manifest that names one complete generation folder.
+
+Layout of ``index/``::
+
+    manifest.json          format version, model, dimension, chunking, counts, sources, generation
+    gen-<time>-<id>/       one complete build
+        store.sqlite       articles, chunks (offsets), quotes
+        vectors.npy        float32 embeddings, one row per chunk
+        dense.faiss        FAISS index over those rows
+        bm25/              bm25s keyword index over the same rows
+
+A reindex writes a new generation beside the old one and then replaces ``manifest.json``
+atomically (write, fsync, rename). Until that rename the old manifest names the old, untouched
+generation, so killing a reindex at any point leaves the previous index loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .dates import day_number
+from .dense import DenseSearcher
+from .errors import IndexCorrupt, IndexMismatch, IndexNotBuilt
+from .keyword import KeywordSearcher
+from .store import Store
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def reindex_hint(index_dir: Path) -> str:
+    return f"run 'rag reindex <folder> --index {index_dir}'"
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    """The manifest of ``index_dir``, checked for format; raises IndexNotBuilt/IndexCorrupt."""
+    path = index_dir / MANIFEST
+    if not path.exists():
+        raise IndexNotBuilt(f"no index in {index_dir}: {reindex_hint(index_dir)} first")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        version = manifest["format_version"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorrupt(
+            f"index manifest {path} is unreadable ({exc}): rebuild it with "
+            f"'rag reindex <folder> --full --index {index_dir}'"
+        ) from None
+    if version != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"index in {index_dir} has format version {version}, this version of rag reads "
+            f"{FORMAT_VERSION}: rebuild it with 'rag reindex --full --index {index_dir}'"
+        )
+    return manifest
+
+
+def write_manifest(index_dir: Path, manifest: dict[str, Any]) -> None:
+    """Replace the manifest atomically: readers see the old one or the new one, never half."""
+    tmp = index_dir / f".{MANIFEST}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, index_dir / MANIFEST)
+    dir_fd = os.open(index_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass
+class LoadedIndex:
+    """One generation, opened for searching. Filter columns are held in memory per chunk row."""
+
+    index_dir: Path
+    manifest: dict[str, Any]
+    store: Store
+    vectors: np.ndarray
+    dense: DenseSearcher
+    keyword: KeywordSearcher
+    days: np.ndarray  # int32 days since epoch per chunk row, -1 when the article has no date
+    source_codes: np.ndarray  # int32 index into ``source_names`` per chunk row, -1 when unknown
+    source_names: list[str]
+
+    @property
+    def model(self) -> str:
+        return str(self.manifest["model"]["name"])
+
+    @property
+    def size(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def load_index(index_dir: Path, expected_model: str | None = None) -> LoadedIndex:
+    """Open the generation the manifest names, after checking the model it was built with."""
+    manifest = read_manifest(index_dir)
+    built_with = manifest.get("model", {}).get("name")
+    if expected_model is not None and expected_model != built_with:
+        raise IndexMismatch(
+            f"index in {index_dir} was built with model {built_with!r}, not {expected_model!r}: "
+            f"rebuild it with 'rag reindex --full --index {index_dir}', or search with the model "
+            "it was built with"
+        )
+    gen = index_dir / str(manifest.get("generation", ""))
+    hint = f"rebuild it with 'rag reindex --full --index {index_dir}'"
+    try:
+        vectors = np.load(gen / "vectors.npy", mmap_mode="r")
+        dim = int(manifest["model"]["dimension"])
+        if vectors.ndim != 2 or (len(vectors) and vectors.shape[1] != dim):
+            raise IndexMismatch(
+                f"index in {index_dir} holds {vectors.shape[-1]}-dimensional vectors but its "
+                f"manifest says {dim}: {hint}"
+            )
+        store = Store(gen / "store.sqlite", readonly=True)
+        dense = DenseSearcher.load(gen / "dense.faiss", vectors, manifest["index"]["kind"])
+        keyword = KeywordSearcher.load(gen / "bm25")
+        rows, days, codes, names = _filter_columns(store)
+    except IndexMismatch:
+        raise
+    except Exception as exc:  # numpy, faiss, sqlite and bm25s each raise their own types
+        raise IndexCorrupt(f"index in {index_dir} is damaged ({type(exc).__name__}: {exc}): {hint}") from None
+    if not (rows == len(vectors) == dense.index.ntotal):
+        raise IndexCorrupt(
+            f"index in {index_dir} is inconsistent ({rows} chunks, {len(vectors)} vectors, "
+            f"{dense.index.ntotal} in FAISS): {hint}"
+        )
+    return LoadedIndex(index_dir, manifest, store, vectors, dense, keyword, days, codes, names)
+
+
+def _filter_columns(store: Store) -> tuple[int, np.ndarray, np.ndarray, list[str]]:
+    days: list[int] = []
+    codes: list[int] = []
+    names: dict[str, int] = {}
+    for _row, published_at, source in store.chunk_metadata():
+        days.append(day_number(published_at))
+        if source:
+            codes.append(names.setdefault(source.lower(), len(names)))
+        else:
+            codes.append(-1)
+    return len(days), np.asarray(days, dtype=np.int32), np.asarray(codes, dtype=np.int32), list(names)

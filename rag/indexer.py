@@ -1,0 +1,291 @@
+"""Reindexing: ingest sources, chunk, embed what is new, and swap in a new generation.
+
+Incremental by construction: every chunk's embedded text is hashed, and a vector whose text
+was embedded by the previous generation (same model, same chunking) is copied, not recomputed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .chunking import Chunker, ChunkingSettings
+from .dense import DenseSearcher, build_dense
+from .embedding import Embedder, embed_documents
+from .errors import IndexProblem, SourceError
+from .index import FORMAT_VERSION, MANIFEST, read_manifest, write_manifest
+from .ingest import IngestReport, read_sources
+from .keyword import KeywordSearcher
+from .models import Article, Chunk, Problem, Quote
+from .settings import Settings
+from .store import Store
+
+QuoteExtractor = Callable[[Article], Sequence[Quote]]
+
+
+@dataclass(frozen=True)
+class ReindexSummary:
+    """What a reindex did. ``line()`` is the one-line report the CLI prints."""
+
+    index_dir: str
+    articles: int
+    chunks: int
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    embedded: int
+    reused: int
+    seconds: float
+    skipped: list[Problem] = field(default_factory=list)
+    duplicates: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    index_kind: str = "exact"
+
+    def line(self) -> str:
+        return (
+            f"indexed {self.articles} articles into {self.index_dir}: {self.added} added, "
+            f"{self.updated} updated, {self.removed} removed, {self.unchanged} unchanged, "
+            f"{len(self.skipped) + len(self.duplicates)} skipped "
+            f"({len(self.skipped)} unusable, {len(self.duplicates)} duplicates); "
+            f"{self.chunks} chunks ({self.embedded} embedded, {self.reused} reused, "
+            f"{self.index_kind} index) in {self.seconds:.1f}s"
+        )
+
+
+def content_hash(article: Article) -> str:
+    """Changes whenever anything stored about the article changes (text or metadata)."""
+    payload = json.dumps(
+        [article.title, article.text, article.url, article.source, article.published_at, article.author],
+        ensure_ascii=False,
+    )
+    return hashlib.sha1(payload.encode("utf-8")).hexdigest()
+
+
+def _embed_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class Indexer:
+    """Builds generations of one index folder. Only one reindex runs per folder at a time."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, chunker: Chunker,
+                 quote_extractor: QuoteExtractor | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.chunker = chunker
+        self.quote_extractor = quote_extractor
+
+    def chunking_settings(self) -> dict[str, Any]:
+        s: ChunkingSettings = self.chunker.settings
+        return {"max_tokens": s.max_tokens, "overlap_sentences": s.overlap_sentences,
+                "model_max_tokens": s.model_max_tokens, "title_max_tokens": s.title_max_tokens,
+                "splitter": "rag.sentences/1", "title_in_embedding": True}
+
+    def reindex(self, sources: Sequence[str | Path] = (), full: bool = False) -> ReindexSummary:
+        """Mirror ``sources`` (or the ones the last reindex used) into a new generation."""
+        started = time.perf_counter()
+        index_dir = self.settings.index_dir
+        index_dir.mkdir(parents=True, exist_ok=True)
+        with _exclusive_lock(index_dir):
+            previous = self._previous(index_dir, full)
+            if not sources:
+                sources = previous["manifest"]["sources"] if previous else ()
+                if not sources:
+                    raise SourceError(
+                        f"no sources given and none recorded in {index_dir}: "
+                        "run 'rag reindex <folder-or-files>'"
+                    )
+            resolved = [str(Path(s).resolve()) for s in sources]
+            report = read_sources(resolved)
+            if not report.articles:
+                reasons = "; ".join(f"{p.origin}: {p.reason}" for p in report.problems[:5])
+                raise SourceError(
+                    f"no usable articles in {', '.join(map(str, sources))}"
+                    f"{' (' + reasons + ')' if reasons else ''}: nothing was changed; "
+                    "add .txt, .md, .html, .json or .jsonl articles"
+                )
+            _remove_stale_builds(index_dir)
+            build = index_dir / f".building-{_stamp()}"
+            build.mkdir()
+            try:
+                summary = self._build(build, report, previous, resolved, started)
+                final = index_dir / build.name.replace(".building-", "gen-", 1)
+                os.rename(build, final)
+                manifest = summary.pop("manifest")
+                manifest["generation"] = final.name
+                write_manifest(index_dir, manifest)
+            except BaseException:
+                shutil.rmtree(build, ignore_errors=True)
+                raise
+            finally:
+                if previous:
+                    previous["store"].close()
+            _remove_old_generations(index_dir, keep={final.name, previous["generation"] if previous else ""})
+            return ReindexSummary(index_dir=str(index_dir), **summary)
+
+    def _previous(self, index_dir: Path, full: bool) -> dict[str, Any] | None:
+        """The generation to reuse vectors from, when it is compatible with this build."""
+        try:
+            manifest = read_manifest(index_dir)
+        except IndexProblem:
+            return None
+        gen = index_dir / manifest.get("generation", "")
+        compatible = (
+            manifest.get("model", {}).get("name") == self.embedder.name
+            and manifest.get("chunking") == self.chunking_settings()
+        )
+        try:
+            store = Store(gen / "store.sqlite", readonly=True)
+            vectors = np.load(gen / "vectors.npy", mmap_mode="r")
+        except Exception:  # a damaged previous generation is simply not reused
+            return None
+        return {"manifest": manifest, "generation": gen.name, "store": store,
+                "vectors": vectors, "reuse": compatible and not full}
+
+    def _build(self, build: Path, report: IngestReport, previous: dict[str, Any] | None,
+               sources: list[str], started: float) -> dict[str, Any]:
+        articles = report.articles
+        hashes = [content_hash(a) for a in articles]
+        old = previous["store"].article_hashes() if previous else {}
+        diff = _diff(articles, hashes, old)
+
+        chunk_lists = self.chunker.chunk(articles)
+        rows: list[tuple[int, Chunk, str]] = []
+        texts: list[str] = []
+        for article, chunks in zip(articles, chunk_lists):
+            for chunk in chunks:
+                text = self.chunker.embedding_text(article, chunk)
+                rows.append((len(rows), chunk, _embed_key(text)))
+                texts.append(text)
+
+        vectors, reused = self._vectors(texts, [key for _, _, key in rows], previous)
+        kind = self._index_kind(len(rows))
+
+        store = Store(build / "store.sqlite")
+        for article, digest in zip(articles, hashes):
+            store.add_article(article, digest)
+            if self.quote_extractor is not None:
+                store.add_quotes(self.quote_extractor(article))
+        store.add_chunks(rows)
+        store.commit()
+        store.close()
+        np.save(build / "vectors.npy", vectors)
+        DenseSearcher(build_dense(vectors, kind), vectors, kind).save(build / "dense.faiss")
+        KeywordSearcher.build(texts).save(build / "bm25")
+
+        seconds = time.perf_counter() - started
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "model": {"name": self.embedder.name, "dimension": int(vectors.shape[1])},
+            "chunking": self.chunking_settings(),
+            "index": {"kind": kind, "ann_threshold": self.settings.ann_threshold},
+            "counts": {"articles": len(articles), "chunks": len(rows)},
+            "sources": sources,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "build_seconds": round(seconds, 2),
+        }
+        return {
+            "manifest": manifest, "articles": len(articles), "chunks": len(rows),
+            "added": diff["added"], "updated": diff["updated"], "removed": diff["removed"],
+            "unchanged": diff["unchanged"], "embedded": len(rows) - reused, "reused": reused,
+            "seconds": seconds, "skipped": report.problems, "duplicates": report.duplicates,
+            "warnings": report.warnings, "index_kind": kind,
+        }
+
+    def _vectors(self, texts: list[str], keys: list[str], previous: dict[str, Any] | None
+                 ) -> tuple[np.ndarray, int]:
+        known = previous["store"].embed_keys() if previous and previous["reuse"] else {}
+        fresh = [i for i, key in enumerate(keys) if key not in known]
+        new = embed_documents(self.embedder, [texts[i] for i in fresh],
+                              batch_size=self.settings.batch_size, progress=self.settings.progress)
+        dim = new.shape[1] if len(fresh) else (previous["vectors"].shape[1] if known else self.embedder.dimension)
+        vectors = np.zeros((len(texts), dim), dtype=np.float32)
+        if len(fresh):
+            vectors[fresh] = new
+        reuse_at = [i for i, key in enumerate(keys) if key in known]
+        if reuse_at:
+            vectors[reuse_at] = previous["vectors"][[known[keys[i]] for i in reuse_at]]
+        return vectors, len(reuse_at)
+
+    def _index_kind(self, n: int) -> str:
+        if self.settings.index_type == "auto":
+            return "hnsw" if n >= self.settings.ann_threshold else "exact"
+        return self.settings.index_type
+
+
+def _diff(articles: list[Article], hashes: list[str], old: dict[str, tuple[str, str]]) -> dict[str, int]:
+    """Added/updated/removed/unchanged against the previous generation.
+
+    An article whose id changed but which comes from the same place (a text file whose
+    content-derived id moved with an edit) counts as updated, not as one removal plus one addition.
+    """
+    new_ids = {a.id for a in articles}
+    removed_origins = {origin for aid, (_, origin) in old.items() if aid not in new_ids}
+    added = updated = unchanged = 0
+    replaced = set()
+    for article, digest in zip(articles, hashes):
+        if article.id in old:
+            if old[article.id][0] == digest:
+                unchanged += 1
+            else:
+                updated += 1
+        elif article.origin in removed_origins and article.origin not in replaced:
+            updated += 1
+            replaced.add(article.origin)
+        else:
+            added += 1
+    removed = sum(1 for aid, (_, origin) in old.items() if aid not in new_ids and origin not in replaced)
+    return {"added": added, "updated": updated, "removed": removed, "unchanged": unchanged}
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+class _exclusive_lock:
+    """An advisory lock on ``index/.lock``: a second concurrent reindex fails fast."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.path = index_dir / ".lock"
+        self.fh: Any = None
+
+    def __enter__(self) -> None:
+        self.fh = open(self.path, "w")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            raise IndexProblem(
+                f"another reindex of {self.path.parent} is running: wait for it to finish"
+            ) from None
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def _remove_stale_builds(index_dir: Path) -> None:
+    # Leftovers of a killed reindex; safe to delete because we hold the lock.
+    for path in index_dir.glob(".building-*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_old_generations(index_dir: Path, keep: set[str]) -> None:
+    # The previous generation is kept so that a server still reading it is not cut off.
+    for path in index_dir.glob("gen-*"):
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+    for tmp in index_dir.glob(f".{MANIFEST}.tmp-*"):
+        tmp.unlink(missing_ok=True)

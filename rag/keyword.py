@@ -1,0 +1,60 @@
+"""Keyword retrieval: BM25 (bm25s) over stemmed, stopword-free tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import bm25s
+import numpy as np
+
+
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+class KeywordSearcher:
+    """A BM25 index whose document ids are chunk rows."""
+
+    def __init__(self, retriever: bm25s.BM25) -> None:
+        self.retriever = retriever
+        self._stem = _stemmer()
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> "KeywordSearcher":
+        stem = _stemmer()
+        tokens = bm25s.tokenize(list(texts), stopwords="en", stemmer=stem, show_progress=False)
+        retriever = bm25s.BM25()
+        retriever.index(tokens, show_progress=False)
+        return cls(retriever)
+
+    @classmethod
+    def load(cls, path: Path) -> "KeywordSearcher":
+        return cls(bm25s.BM25.load(str(path), mmap=False, show_progress=False, verbosity=0))
+
+    def save(self, path: Path) -> None:
+        self.retriever.save(str(path), show_progress=False)
+
+    def query_terms(self, query: str) -> list[str]:
+        """The query as the index sees it: lowercased, stopwords dropped, stemmed."""
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=self._stem,
+                                return_ids=False, show_progress=False)
+        return list(tokens[0])
+
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` rows with a positive BM25 score, best first, among ``allowed`` rows."""
+        terms = [t for t in self.query_terms(query) if t in self.retriever.vocab_dict]
+        if not terms or k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        scores = self.retriever.get_scores(terms)
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0.0)
+        k = min(k, int(np.count_nonzero(scores > 0)))
+        if k == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return top.astype(np.int64), scores[top].astype(np.float32)

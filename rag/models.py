@@ -1,0 +1,101 @@
+"""The typed results that flow through the pipeline.
+
+Everything the library returns is one of these frozen dataclasses; the API and the CLI
+convert them to JSON at the edge with :func:`dataclasses.asdict` or their own schemas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article as stored. ``text`` is the reference that all offsets point into.
+
+    >>> Article(id="a1", title="Blinken visits Seoul", text="Blinken said ...").published_at is None
+    True
+    """
+
+    id: str
+    title: str
+    text: str
+    url: str | None = None
+    source: str | None = None
+    published_at: str | None = None  # ISO date, YYYY-MM-DD
+    author: str | None = None
+    origin: str = ""  # where it was read from: "path" or "path:line"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An input that was skipped (or read with a caveat), and why.
+
+    ``origin`` is the path, with ``:line`` for JSON Lines records.
+    """
+
+    origin: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of an article: ``article.text[start:end] == text``."""
+
+    id: str  # "<article_id>#<position>"
+    article_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its score and the article it belongs to."""
+
+    chunk: Chunk
+    score: float
+    article: Article
+    rank: int = 0
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A statement found in an article, with the person it is attributed to (or None)."""
+
+    article_id: str
+    start: int
+    end: int
+    text: str
+    speaker: str | None
+    kind: str  # "direct" (quotation marks), "reported" (X said that ...), "continued" (He added ...), "none"
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One numbered source of an answer: ``quote`` is ``article.text[start:end]`` exactly."""
+
+    n: int
+    article_id: str
+    title: str
+    source: str | None
+    url: str | None
+    published_at: str | None
+    quote: str
+    start: int
+    end: int
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A composed answer. When ``abstained`` is true, ``text`` says the news does not cover it."""
+
+    question: str
+    text: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Hit] = field(default_factory=list)
+    as_of: str | None = None
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,120 @@
+"""Search over a loaded index: dense, keyword, or both fused by reciprocal rank.
+
+Filters are turned into a boolean mask over chunk rows *before* ranking, so a filtered search
+returns k results whenever k matching passages exist, instead of filtering a short list after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from .dates import check_range
+from .embedding import Embedder, embed_query
+from .errors import BadQuery, BadSetting
+from .index import LoadedIndex
+from .models import Hit
+from .settings import SEARCH_MODES, SearchMode
+
+RRF_K = 60
+MAX_QUERY_CHARS = 2000
+MAX_K = 100
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Publication date range (inclusive) and sources; an empty filter allows everything."""
+
+    since: date | None = None
+    until: date | None = None
+    sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_range(self.since, self.until)
+
+    @property
+    def empty(self) -> bool:
+        return self.since is None and self.until is None and not self.sources
+
+
+def allowed_rows(index: LoadedIndex, flt: SearchFilter) -> np.ndarray | None:
+    """A boolean mask of chunk rows that pass the filter, or None for no filter.
+
+    Articles without a date are left out of any date-filtered search. A source matches its
+    own domain and subdomains: ``bbc.co.uk`` matches ``news.bbc.co.uk``.
+    """
+    if flt.empty:
+        return None
+    mask = np.ones(index.size, dtype=bool)
+    if flt.since or flt.until:
+        epoch = date(1970, 1, 1)
+        mask &= index.days >= 0
+        if flt.since:
+            mask &= index.days >= (flt.since - epoch).days
+        if flt.until:
+            mask &= index.days <= (flt.until - epoch).days
+    if flt.sources:
+        wanted = [s.strip().lower().removeprefix("www.") for s in flt.sources if s.strip()]
+        codes = [code for code, name in enumerate(index.source_names)
+                 if any(name == w or name.endswith("." + w) for w in wanted)]
+        mask &= np.isin(index.source_codes, np.asarray(codes, dtype=np.int32))
+    return mask
+
+
+def check_query(query: str, k: int, mode: str) -> str:
+    """The stripped query, or a BadQuery/BadSetting that says what is allowed."""
+    if not isinstance(query, str) or not query.strip():
+        raise BadQuery("the question is empty: ask something, e.g. 'What did Blinken say about China?'")
+    if len(query) > MAX_QUERY_CHARS:
+        raise BadQuery(f"the question is {len(query)} characters long: the limit is {MAX_QUERY_CHARS}")
+    if not 1 <= k <= MAX_K:
+        raise BadSetting(f"k={k} is outside 1-{MAX_K}: ask for between 1 and {MAX_K} results")
+    if mode not in SEARCH_MODES:
+        raise BadSetting(f"mode {mode!r} is not one of {', '.join(SEARCH_MODES)}")
+    return query.strip()
+
+
+def search(index: LoadedIndex, embedder: Embedder, query: str, k: int = 10,
+           mode: SearchMode = "hybrid", flt: SearchFilter = SearchFilter()) -> list[Hit]:
+    """The top ``k`` passages for ``query``, best first."""
+    query = check_query(query, k, mode)
+    allowed = allowed_rows(index, flt)
+    if allowed is not None and not allowed.any():
+        return []
+    depth = max(50, 3 * k) if mode == "hybrid" else k
+    ranked: list[tuple[int, float]]
+    if mode == "keyword":
+        rows, scores = index.keyword.search(query, k, allowed)
+        ranked = list(zip(rows.tolist(), scores.tolist()))
+    elif mode == "dense":
+        rows, scores = index.dense.search(embed_query(embedder, query), k, allowed)
+        ranked = list(zip(rows.tolist(), scores.tolist()))
+    else:
+        d_rows, _ = index.dense.search(embed_query(embedder, query), depth, allowed)
+        k_rows, _ = index.keyword.search(query, depth, allowed)
+        ranked = reciprocal_rank_fusion([d_rows.tolist(), k_rows.tolist()])[:k]
+    return _hits(index, ranked)
+
+
+def reciprocal_rank_fusion(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Fuse ranked lists: score(d) = sum over lists of 1 / (k + rank).
+
+    >>> reciprocal_rank_fusion([[1, 2], [2, 3]])[0][0]
+    2
+    """
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking, start=1):
+            scores[row] = scores.get(row, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _hits(index: LoadedIndex, ranked: list[tuple[int, float]]) -> list[Hit]:
+    chunks = index.store.chunks_by_rows([row for row, _ in ranked])
+    articles = index.store.articles(sorted({aid for _, aid in chunks.values()}))
+    return [
+        Hit(chunk=chunks[row][0], score=float(score), article=articles[chunks[row][1]], rank=rank)
+        for rank, (row, score) in enumerate(ranked, start=1)
+    ]

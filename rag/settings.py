@@ -1,0 +1,47 @@
+"""The one frozen settings object the library takes. Only the shells read the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .errors import BadSetting
+
+IndexType = Literal["auto", "exact", "hnsw"]
+SearchMode = Literal["hybrid", "dense", "keyword"]
+SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
+INDEX_TYPES: tuple[str, ...] = ("auto", "exact", "hnsw")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to build and search an index.
+
+    >>> Settings(index_dir=Path("index")).chunk_tokens
+    200
+    """
+
+    index_dir: Path = Path("index")
+    # None means "the packaged all-MiniLM-L6-v2" when building, and "whatever the index was
+    # built with" when searching, so a search never silently mixes two models.
+    model: str | None = None
+    chunk_tokens: int = 200
+    overlap_sentences: int = 1
+    index_type: IndexType = "auto"
+    # Above this many chunks "auto" builds HNSW: exact search stops meeting the latency
+    # budget there (see BENCHMARKS.md).
+    ann_threshold: int = 200_000
+    batch_size: int = 64
+    progress: bool = False
+    sources: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.index_type not in INDEX_TYPES:
+            raise BadSetting(f"index type {self.index_type!r} is not one of {', '.join(INDEX_TYPES)}")
+        if not 16 <= self.chunk_tokens <= 512:
+            raise BadSetting(f"chunk_tokens={self.chunk_tokens} is outside 16-512: pick e.g. 200")
+        if not 0 <= self.overlap_sentences <= 5:
+            raise BadSetting(f"overlap_sentences={self.overlap_sentences} is outside 0-5")
+        if self.batch_size < 1:
+            raise BadSetting(f"batch_size={self.batch_size} must be at least 1")

@@ -1,0 +1,158 @@
+"""SQLite store of articles, chunks and extracted quotes, one file per index generation.
+
+Chunk text is never stored twice: it is always ``articles.text[start:end]``, so a chunk cannot
+drift from the article its offsets point into.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from .models import Article, Chunk, Quote
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    url TEXT,
+    source TEXT,
+    published_at TEXT,
+    author TEXT,
+    origin TEXT NOT NULL,
+    content_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    row INTEGER PRIMARY KEY,          -- row in vectors.npy, the FAISS index and the BM25 index
+    id TEXT NOT NULL UNIQUE,
+    article_id TEXT NOT NULL REFERENCES articles(id),
+    position INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    embed_key TEXT NOT NULL           -- hash of the embedded text: reused by incremental reindex
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE TABLE IF NOT EXISTS quotes (
+    article_id TEXT NOT NULL REFERENCES articles(id),
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    speaker TEXT,
+    kind TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quotes_article ON quotes(article_id);
+"""
+
+_ARTICLE_COLUMNS = "id, title, text, url, source, published_at, author, origin"
+
+
+class Store:
+    """A thin, typed wrapper over one SQLite file."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = path
+        if readonly:
+            uri = f"file:{path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            self._db = sqlite3.connect(path, check_same_thread=False)
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- writing ---------------------------------------------------------------------------
+    def add_article(self, article: Article, content_hash: str) -> None:
+        self._db.execute(
+            f"INSERT INTO articles ({_ARTICLE_COLUMNS}, content_hash) VALUES (?,?,?,?,?,?,?,?,?)",
+            (article.id, article.title, article.text, article.url, article.source,
+             article.published_at, article.author, article.origin, content_hash),
+        )
+
+    def add_chunks(self, rows: Iterable[tuple[int, Chunk, str]]) -> None:
+        self._db.executemany(
+            "INSERT INTO chunks (row, id, article_id, position, start, end, embed_key) "
+            "VALUES (?,?,?,?,?,?,?)",
+            ((row, c.id, c.article_id, c.position, c.start, c.end, key) for row, c, key in rows),
+        )
+
+    def add_quotes(self, quotes: Iterable[Quote]) -> None:
+        self._db.executemany(
+            "INSERT INTO quotes (article_id, start, end, speaker, kind) VALUES (?,?,?,?,?)",
+            ((q.article_id, q.start, q.end, q.speaker, q.kind) for q in quotes),
+        )
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    # -- reading ---------------------------------------------------------------------------
+    def counts(self) -> tuple[int, int]:
+        (articles,) = self._db.execute("SELECT count(*) FROM articles").fetchone()
+        (chunks,) = self._db.execute("SELECT count(*) FROM chunks").fetchone()
+        return int(articles), int(chunks)
+
+    def article(self, article_id: str) -> Article | None:
+        row = self._db.execute(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,)
+        ).fetchone()
+        return Article(*row) if row else None
+
+    def articles(self, ids: Sequence[str]) -> dict[str, Article]:
+        found: dict[str, Article] = {}
+        for lo in range(0, len(ids), 500):
+            part = list(ids[lo:lo + 500])
+            marks = ",".join("?" * len(part))
+            for row in self._db.execute(
+                f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id IN ({marks})", part
+            ):
+                found[row[0]] = Article(*row)
+        return found
+
+    def article_hashes(self) -> dict[str, tuple[str, str]]:
+        """``{article_id: (content_hash, origin)}`` for the incremental diff."""
+        return {
+            row[0]: (row[1], row[2])
+            for row in self._db.execute("SELECT id, content_hash, origin FROM articles")
+        }
+
+    def chunks_by_rows(self, rows: Sequence[int]) -> dict[int, tuple[Chunk, str]]:
+        """``{row: (chunk, article_id)}``; chunk text is sliced from the article."""
+        found: dict[int, tuple[Chunk, str]] = {}
+        for lo in range(0, len(rows), 500):
+            part = [int(r) for r in rows[lo:lo + 500]]
+            marks = ",".join("?" * len(part))
+            for row, cid, aid, pos, start, end, text in self._db.execute(
+                "SELECT c.row, c.id, c.article_id, c.position, c.start, c.end, "
+                "substr(a.text, c.start + 1, c.end - c.start) "
+                f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.row IN ({marks})",
+                part,
+            ):
+                found[row] = (Chunk(cid, aid, pos, start, end, text), aid)
+        return found
+
+    def chunk_metadata(self) -> Iterator[tuple[int, str | None, str | None]]:
+        """``(row, published_at, source)`` for every chunk, in row order, for filter masks."""
+        yield from self._db.execute(
+            "SELECT c.row, a.published_at, a.source FROM chunks c "
+            "JOIN articles a ON a.id = c.article_id ORDER BY c.row"
+        )
+
+    def embed_keys(self) -> dict[str, int]:
+        """``{embed_key: row}``: where an already-embedded text's vector sits."""
+        return {key: row for key, row in self._db.execute("SELECT embed_key, row FROM chunks")}
+
+    def quotes_for(self, article_ids: Sequence[str]) -> list[Quote]:
+        out: list[Quote] = []
+        for lo in range(0, len(article_ids), 500):
+            part = list(article_ids[lo:lo + 500])
+            marks = ",".join("?" * len(part))
+            for aid, start, end, speaker, kind, text in self._db.execute(
+                "SELECT q.article_id, q.start, q.end, q.speaker, q.kind, "
+                "substr(a.text, q.start + 1, q.end - q.start) FROM quotes q "
+                f"JOIN articles a ON a.id = q.article_id WHERE q.article_id IN ({marks}) "
+                "ORDER BY q.article_id, q.start",
+                part,
+            ):
+                out.append(Quote(aid, start, end, text, speaker, kind))
+        return out

@@ -1,0 +1,62 @@
+"""The rag command: exit codes and printed lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from rag.cli import main
+
+KEYS = ["rank", "score", "article_id", "chunk_id", "title", "url", "source", "published_at", "text", "start", "end"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_reindex_then_search_json_end_to_end(tmp_path, corpus):
+    index = str(tmp_path / "index")
+    done = run("reindex", str(corpus), str(corpus / "blinken-seoul.txt"), "--index", index)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"indexed 6 articles into {index}: 6 added, 0 updated, 0 removed, 0 unchanged, 0 skipped")
+
+    found = run("search", "North Korea Russia arms", "--since", "2023-11-01", "--source", "bbc.co.uk",
+                "--json", "--k", "2", "--index", index)
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    assert [list(h) for h in hits] == [KEYS] * len(hits)
+    assert {(h["source"], h["published_at"]) for h in hits} == {("bbc.co.uk", "2023-11-12")}
+    assert hits[0]["url"] == "https://www.bbc.co.uk/news/world-asia-67390001"
+
+
+def test_search_prints_ranked_passages(built, capsys):
+    pipeline, _, _ = built
+    assert main(["search", "Abbott baby formula", "--k", "1", "--index", str(pipeline.settings.index_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("1. Abbott restarts baby formula production at Michigan plant  (cnn.com, 2022-06-05)  score ")
+    assert lines[1] == "   https://edition.cnn.com/2022/06/05/health/abbott-sturgis-restart/index.html"
+    assert lines[2].startswith("   [cnn-2022-06-05-abbott#0, chars 0-")
+
+
+def test_errors_are_one_line_and_exit_1(tmp_path, capsys):
+    assert main(["search", "anything", "--index", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: no index in {tmp_path / 'nowhere'}: run 'rag reindex <folder> --index {tmp_path / 'nowhere'}' first\n"
+    )
+
+
+def test_bad_date_is_reported(built, capsys):
+    pipeline, _, _ = built
+    assert main(["search", "q", "--since", "11/09/2023", "--index", str(pipeline.settings.index_dir)]) == 1
+    assert capsys.readouterr().err == "error: since: '11/09/2023' is not a date: use YYYY-MM-DD, e.g. 2023-11-09\n"
+
+
+def test_reindex_reports_skipped_files(tmp_path, corpus):
+    (corpus / "broken.jsonl").write_text('{"id": "x", "text": "ok text here"}\n{oops\n')
+    (corpus / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    done = run("reindex", str(corpus), "--index", str(tmp_path / "index"))
+    assert done.returncode == 0, done.stderr
+    assert f"skipped {corpus / 'broken.jsonl'}:2: malformed JSON" in done.stderr
+    assert f"skipped {corpus / 'photo.txt'}: " in done.stderr
+    assert "7 added" in done.stdout and "1 skipped (1 unusable" not in done.stdout
