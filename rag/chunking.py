@@ -190,8 +190,13 @@ class Chunker:
                 while cut > first + 1 and not _between_words(offsets, cut):
                     cut -= 1
                 if not _between_words(offsets, cut):
-                    # One word longer than a chunk: cut inside it, between characters.
+                    # One word longer than a chunk (a URL, say): cut it at punctuation, or
+                    # else anywhere between characters.
                     cut = stop
+                    while cut > first + 1 and not _at_punctuation(text, offsets, cut):
+                        cut -= 1
+                    if not _at_punctuation(text, offsets, cut):
+                        cut = stop
                     while cut > first + 1 and offsets[cut][0] < offsets[cut - 1][1]:
                         cut -= 1
                 stop = cut
@@ -253,6 +258,14 @@ class Chunker:
 def _between_words(offsets: list[tuple[int, int]], i: int) -> bool:
     """Whether whitespace separates token ``i`` from the one before it."""
     return offsets[i][0] > offsets[i - 1][1]
+
+
+def _at_punctuation(text: str, offsets: list[tuple[int, int]], i: int) -> bool:
+    """Whether token ``i`` starts, or the token before it ends, with a non-alphanumeric."""
+    start, prev_end = offsets[i][0], offsets[i - 1][1]
+    if start < prev_end:
+        return False
+    return not text[start].isalnum() or not text[prev_end - 1].isalnum()
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import RagError
-from .models import Hit
+from .export import answer_to_dict, hit_to_dict
+from .models import Answer, Hit
 from .pipeline import Pipeline
 from .settings import INDEX_TYPES, SEARCH_MODES, Settings
 
@@ -50,11 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     _filters(p)
     p.add_argument("--json", action="store_true", help="print a JSON list")
+
+    p = sub.add_parser("ask", help="a short answer with every sentence cited")
+    common(p)
+    p.add_argument("question")
+    _filters(p, k=8)
+    p.add_argument("--as-of", metavar="YYYY-MM-DD", help="ask as of this date (default: today)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
     return parser
 
 
-def _filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--k", type=int, default=10, help="how many passages (default 10)")
+def _filters(p: argparse.ArgumentParser, k: int = 10) -> None:
+    p.add_argument("--k", type=int, default=k, help=f"how many passages (default {k})")
     p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="published on or after")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="published on or before")
@@ -81,23 +89,6 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
-def hit_to_dict(hit: Hit) -> dict[str, Any]:
-    """The JSON shape of a passage, shared by ``rag search --json`` and the HTTP API."""
-    return {
-        "rank": hit.rank,
-        "score": round(hit.score, 6),
-        "article_id": hit.article.id,
-        "chunk_id": hit.chunk.id,
-        "title": hit.article.title,
-        "url": hit.article.url,
-        "source": hit.article.source,
-        "published_at": hit.article.published_at,
-        "text": hit.chunk.text,
-        "start": hit.chunk.start,
-        "end": hit.chunk.end,
-    }
-
-
 def format_hit(hit: Hit) -> str:
     meta = ", ".join(x for x in (hit.article.source, hit.article.published_at or "undated") if x)
     body = textwrap.fill(" ".join(hit.chunk.text.split()), width=100, initial_indent="   ",
@@ -122,7 +113,33 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"reindex": cmd_reindex, "search": cmd_search}
+def format_answer(answer: Answer) -> str:
+    lines = [textwrap.fill(answer.text, width=100)]
+    if answer.abstained:
+        lines += ["", "Closest passages:"] + [format_hit(h) for h in answer.passages[:3]]
+        return "\n".join(lines)
+    lines += ["", "Sources:"]
+    for c in answer.citations:
+        meta = ", ".join(x for x in (c.source, c.published_at or "undated") if x)
+        lines.append(f"[{c.n}] {c.title} ({meta})" + (f" {c.url}" if c.url else ""))
+        said = f"({c.speaker}) " if c.speaker else ""
+        lines.append(textwrap.fill(said + " ".join(c.quote.split()), width=100,
+                                   initial_indent="    > ", subsequent_indent="      "))
+        lines.append(f"    [{c.article_id}, chars {c.start}-{c.end}]")
+    return "\n".join(lines)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    answer = Pipeline(_settings(args)).ask(args.question, k=args.k, as_of=args.as_of, since=args.since,
+                                           until=args.until, source=args.source, mode=args.mode)
+    if args.json:
+        print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer))
+    return 0
+
+
+COMMANDS = {"reindex": cmd_reindex, "search": cmd_search, "ask": cmd_ask}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

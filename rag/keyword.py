@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -9,10 +10,22 @@ import bm25s
 import numpy as np
 
 
+@lru_cache(maxsize=1)
 def _stemmer() -> Any:
     import Stemmer
 
     return Stemmer.Stemmer("english")
+
+
+def terms(text: str) -> list[str]:
+    """Text as the keyword index sees it: lowercased, stopwords dropped, stemmed.
+
+    >>> terms("What did Blinken say about China's policies?")
+    ['what', 'did', 'blinken', 'say', 'about', 'china', 'polici']
+    """
+    tokens = bm25s.tokenize([text], stopwords="en", stemmer=_stemmer(), return_ids=False,
+                            show_progress=False)
+    return list(tokens[0])
 
 
 class KeywordSearcher:
@@ -20,7 +33,6 @@ class KeywordSearcher:
 
     def __init__(self, retriever: bm25s.BM25) -> None:
         self.retriever = retriever
-        self._stem = _stemmer()
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> "KeywordSearcher":
@@ -37,19 +49,13 @@ class KeywordSearcher:
     def save(self, path: Path) -> None:
         self.retriever.save(str(path), show_progress=False)
 
-    def query_terms(self, query: str) -> list[str]:
-        """The query as the index sees it: lowercased, stopwords dropped, stemmed."""
-        tokens = bm25s.tokenize([query], stopwords="en", stemmer=self._stem,
-                                return_ids=False, show_progress=False)
-        return list(tokens[0])
-
     def search(self, query: str, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` rows with a positive BM25 score, best first, among ``allowed`` rows."""
-        terms = [t for t in self.query_terms(query) if t in self.retriever.vocab_dict]
-        if not terms or k <= 0:
+        wanted = [t for t in terms(query) if t in self.retriever.vocab_dict]
+        if not wanted or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores = self.retriever.get_scores(terms)
+        scores = self.retriever.get_scores(wanted)
         if allowed is not None:
             scores = np.where(allowed, scores, 0.0)
         k = min(k, int(np.count_nonzero(scores > 0)))

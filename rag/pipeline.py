@@ -17,9 +17,18 @@ from .embedding import Embedder, SentenceTransformerEmbedder, canonical_model_na
 from .errors import IndexNotBuilt
 from .index import MANIFEST, LoadedIndex, load_index, read_manifest
 from .indexer import Indexer, ReindexSummary
-from .models import Article, Hit
+from .keyword import terms
+from .answer import ExtractiveAnswerer, recency_boost
+from .models import Answer, Article, Hit
 from .retrieve import SearchFilter, search
+from .timeframe import time_frame
 from .settings import SearchMode, Settings
+
+
+# How many passages to rank before the date-aware re-rank cuts them to k.
+RERANK_DEPTH = 30
+# How much a passage inside a question's time window gains (x(1 + weight)); tuned on RealTime QA.
+RECENCY_WEIGHT = 0.5
 
 
 class Pipeline:
@@ -36,6 +45,7 @@ class Pipeline:
         self._chunker: Chunker | None = None
         self._index: LoadedIndex | None = None
         self._index_stamp: int | None = None
+        self._answerer: ExtractiveAnswerer | None = None
         self._lock = threading.Lock()
 
     # -- parts ------------------------------------------------------------------------------
@@ -92,6 +102,34 @@ class Pipeline:
         flt = make_filter(since, until, source)
         index = self.index()
         return search(index, self.embedder, query, k=k, mode=mode, flt=flt)
+
+    def ask(self, question: str, k: int = 8, as_of: str | date | None = None,
+            since: str | date | None = None, until: str | date | None = None,
+            source: str | Sequence[str] | None = None, mode: SearchMode = "hybrid") -> Answer:
+        """A short answer whose every sentence is cited, or an honest abstention.
+
+        The question is asked as of ``as_of`` (default today): later articles are never used,
+        and phrases such as "this week" or "in March 2023" narrow or boost by date.
+        """
+        as_of_day = parse_date(as_of, "as_of") or date.today()
+        frame = time_frame(question, as_of_day)
+        user = make_filter(since, until, source)
+        cutoff = min(d for d in (user.until, as_of_day, frame.until if frame.hard else None) if d)
+        starts = [d for d in (user.since, frame.since if frame.hard else None) if d]
+        explicit = bool(user.since or user.until or frame.hard)
+        flt = SearchFilter(max(starts) if starts else None, cutoff, user.sources, undated=not explicit)
+        index = self.index()
+        hits = search(index, self.embedder, question, k=max(k, RERANK_DEPTH), mode=mode, flt=flt)
+        if frame.prefer_recent:
+            hits = recency_boost(hits, frame.since, cutoff.isoformat(), RECENCY_WEIGHT)
+        hits = hits[:k]
+        quotes = index.store.quotes_for(sorted({h.article.id for h in hits}))
+        return self.answerer().answer(question, hits, quotes, as_of=as_of_day.isoformat())
+
+    def answerer(self) -> ExtractiveAnswerer:
+        if self._answerer is None:
+            self._answerer = ExtractiveAnswerer(self.embedder, terms)
+        return self._answerer
 
     def article(self, article_id: str) -> Article | None:
         """The stored article, or None."""

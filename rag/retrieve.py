@@ -30,6 +30,9 @@ class SearchFilter:
     since: date | None = None
     until: date | None = None
     sources: tuple[str, ...] = ()
+    # Undated articles fail any date filter, except the implicit as-of cutoff of a question:
+    # an article of unknown date is not known to be from the future.
+    undated: bool = False
 
     def __post_init__(self) -> None:
         check_range(self.since, self.until)
@@ -50,11 +53,13 @@ def allowed_rows(index: LoadedIndex, flt: SearchFilter) -> np.ndarray | None:
     mask = np.ones(index.size, dtype=bool)
     if flt.since or flt.until:
         epoch = date(1970, 1, 1)
-        mask &= index.days >= 0
+        dated = index.days >= 0
+        in_range = dated.copy()
         if flt.since:
-            mask &= index.days >= (flt.since - epoch).days
+            in_range &= index.days >= (flt.since - epoch).days
         if flt.until:
-            mask &= index.days <= (flt.until - epoch).days
+            in_range &= index.days <= (flt.until - epoch).days
+        mask &= in_range | ~dated if flt.undated else in_range
     if flt.sources:
         wanted = [s.strip().lower().removeprefix("www.") for s in flt.sources if s.strip()]
         codes = [code for code, name in enumerate(index.source_names)

@@ -96,7 +96,11 @@ def _scan_line(
         nxt = text[next_start]
         if not (nxt.isdigit() or nxt in _OPENERS or (nxt.isalpha() and not nxt.islower())):
             continue
-        if enders == "." and closers_start == closers_end and _is_abbreviation(text, m.start(), line_start):
+        if (
+            enders == "."
+            and closers_start == closers_end
+            and _is_abbreviation(text, m.start(), line_start)
+        ):
             continue
         cuts.append((closers_end, next_start))
     return cuts, [pos for _, _, pos in stack]

@@ -1,0 +1,121 @@
+"""Shared helpers for the benchmark scripts in bench/ (timing, memory, environment, output)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+CACHE = ROOT / "bench-out"  # git-ignored scratch space (cached vectors, built indexes)
+BBC = Path("/work/shared/datasets/bbc-news/articles.jsonl.gz")
+RTQA_QUESTIONS = Path("/work/shared/datasets/realtimeqa-2022/questions.jsonl")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def rss_mb() -> dict[str, float]:
+    """Current and peak resident set size of this process, in MiB (from /proc/self/status)."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out["rss_mb" if key == "VmRSS" else "peak_rss_mb"] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
+
+
+def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
+    return {"p50_ms": round(pct(ms, 50), 2), "p95_ms": round(pct(ms, 95), 2),
+            "mean_ms": round(float(np.mean(ms)), 2) if ms else float("nan"), "n": len(ms)}
+
+
+def busy_processes(exclude_pid: int | None = None) -> list[str]:
+    """Other processes using noticeable CPU right now (the machine is shared)."""
+    try:
+        out = subprocess.run(["ps", "-eo", "pid,pcpu,rss,args", "--sort=-pcpu"], capture_output=True,
+                             text=True, timeout=10).stdout.splitlines()[1:]
+    except Exception:
+        return []
+    busy = []
+    mine = {os.getpid(), exclude_pid}
+    for line in out[:15]:
+        parts = line.split(None, 3)
+        if len(parts) < 4 or int(parts[0]) in mine or "ps -eo" in parts[3]:
+            continue
+        if float(parts[1]) >= 20.0:
+            busy.append(f"pid {parts[0]} {parts[1]}% cpu, {int(parts[2]) // 1024} MiB: {parts[3][:160]}")
+    return busy
+
+
+def environment() -> dict[str, Any]:
+    import faiss
+    import torch
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except Exception:
+            return ""
+
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "faiss": faiss.__version__,
+        "git_commit": git("rev-parse", "--short", "HEAD"),
+        "git_dirty_files": len(git("status", "--porcelain").splitlines()),
+        "loadavg_at_start": list(os.getloadavg()),
+        "other_busy_processes_at_start": busy_processes(),
+    }
+
+
+def finish(name: str, result: dict[str, Any]) -> Path:
+    """Add end-of-run load figures and write bench/results/NAME.json."""
+    result.setdefault("environment", {})["loadavg_at_end"] = list(os.getloadavg())
+    result["environment"]["other_busy_processes_at_end"] = busy_processes()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    print(f"\nwrote {path.relative_to(ROOT)}")
+    return path
+
+
+def table(rows: list[list[Any]], header: list[str]) -> None:
+    cells = [[str(c) for c in header]] + [[f"{c:.2f}" if isinstance(c, float) else str(c) for c in r]
+                                          for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for n, r in enumerate(cells):
+        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> "Timer":
+        self._t = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._t
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

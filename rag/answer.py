@@ -1,0 +1,211 @@
+"""The extractive answerer: an answer made only of the retrieved articles' own sentences.
+
+It cannot invent anything, because every sentence of the answer is a span of a stored article,
+and it cites that span by offsets. Steps:
+
+1. candidates: the sentences of the retrieved passages, with the speaker stored for each;
+2. score: embedding similarity to the question, overlap of the question's content words, the
+   passage's retrieval rank, and, for "What did X say ...?" questions, whether X said it;
+3. select: the best sentence, plus up to two more that score nearly as well, skipping near-copies
+   (syndicated stories), which are cited together with the sentence they repeat instead;
+4. abstain when even the best sentence is a poor match (threshold calibrated on data, see
+   BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .embedding import Embedder
+from .models import Answer, Citation, Hit, Quote
+from .quotes import asked_speaker, same_person
+from .sentences import split_sentences
+
+ABSTAIN_TEXT = "The indexed news does not cover this question. The closest passages are listed below."
+
+# Words that shape a question but say nothing about its topic.
+_QUESTION_WORDS = frozenset(
+    "what which who whom whose when where why how did does do is are was were has have had say said "
+    "says tell told think thought according recent recently week weeks this that these those latest "
+    "new news report reported according accord".split()
+)
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """Knobs of the extractive answerer. Defaults are tuned on RealTime QA (BENCHMARKS.md)."""
+
+    max_sentences: int = 3
+    # A sentence joins the answer only if it scores at least this share of the best one.
+    keep_ratio: float = 0.8
+    # Abstain when the best sentence's relevance is below this (calibrated, see BENCHMARKS.md).
+    abstain_below: float = 0.32
+    weight_semantic: float = 0.55
+    weight_lexical: float = 0.30
+    weight_rank: float = 0.15
+    speaker_bonus: float = 0.25
+    near_duplicate: float = 0.8
+    min_words: int = 4
+    max_words: int = 90
+
+
+@dataclass
+class _Candidate:
+    hit: Hit
+    start: int
+    end: int
+    text: str
+    speaker: str | None
+    relevance: float = 0.0
+    score: float = 0.0
+
+
+class ExtractiveAnswerer:
+    """Composes cited answers from retrieved passages; needs only an embedder."""
+
+    def __init__(self, embedder: Embedder, terms: Callable[[str], list[str]],
+                 settings: AnswerSettings = AnswerSettings()) -> None:
+        self.embedder = embedder
+        self.terms = terms
+        self.settings = settings
+
+    def answer(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote],
+               as_of: str | None = None) -> Answer:
+        """An Answer citing exact spans of ``hits``' articles, or an abstention."""
+        candidates = self._candidates(hits, quotes)
+        if not candidates:
+            return Answer(question, ABSTAIN_TEXT, True, [], list(hits), as_of)
+        self._score(question, candidates)
+        best = max(candidates, key=lambda c: c.score)
+        if best.relevance < self.settings.abstain_below:
+            return Answer(question, ABSTAIN_TEXT, True, [], list(hits), as_of)
+        groups = self._select(candidates, best)
+        text, citations = _compose(groups)
+        return Answer(question, text, False, citations, list(hits), as_of)
+
+    # -- steps ------------------------------------------------------------------------------
+    def _candidates(self, hits: Sequence[Hit], quotes: Sequence[Quote]) -> list[_Candidate]:
+        speakers: dict[str, list[Quote]] = {}
+        for quote in quotes:
+            speakers.setdefault(quote.article_id, []).append(quote)
+        seen: set[tuple[str, int]] = set()
+        out: list[_Candidate] = []
+        s = self.settings
+        for hit in hits:
+            text = hit.article.text
+            for start, end in split_sentences(text, hit.chunk.start, hit.chunk.end):
+                key = (hit.article.id, start)
+                if key in seen:
+                    continue
+                seen.add(key)
+                sentence = text[start:end]
+                words = len(sentence.split())
+                if not s.min_words <= words <= s.max_words or not re.search(r"[a-z]", sentence):
+                    continue
+                out.append(_Candidate(hit, start, end, sentence,
+                                      _speaker_at(speakers.get(hit.article.id, ()), start, end)))
+        return out
+
+    def _score(self, question: str, candidates: list[_Candidate]) -> None:
+        s = self.settings
+        vectors = self.embedder.embed_batch([question] + [c.text for c in candidates])
+        semantic = vectors[1:] @ vectors[0]
+        wanted = {t for t in self.terms(question) if t not in _QUESTION_WORDS}
+        asked = asked_speaker(question)
+        by_asked = [c for c in candidates if asked and same_person(asked, c.speaker)]
+        for c, sim in zip(candidates, semantic.tolist()):
+            lexical = len(wanted & set(self.terms(c.text))) / len(wanted) if wanted else 0.0
+            c.relevance = s.weight_semantic * sim + s.weight_lexical * lexical
+            c.score = c.relevance + s.weight_rank / c.hit.rank
+            if by_asked:
+                if same_person(asked or "", c.speaker):
+                    c.score += s.speaker_bonus
+                else:
+                    # Someone else's words never answer "what did X say", and narrative lines
+                    # only do when X said nothing relevant.
+                    c.score -= 1.0 if c.speaker else s.speaker_bonus
+
+    def _select(self, candidates: list[_Candidate], best: _Candidate) -> list[list[_Candidate]]:
+        s = self.settings
+        ranked = sorted(candidates, key=lambda c: (-c.score, c.hit.rank, c.start))
+        groups: list[list[_Candidate]] = []
+        signatures: list[set[str]] = []
+        for c in ranked:
+            if c.score < best.score * s.keep_ratio or c.score <= 0:
+                break
+            sig = _signature(c.text)
+            for group, other in zip(groups, signatures):
+                if _jaccard(sig, other) >= s.near_duplicate:
+                    if all(g.hit.article.id != c.hit.article.id for g in group):
+                        group.append(c)
+                    break
+            else:
+                if len(groups) < s.max_sentences:
+                    groups.append([c])
+                    signatures.append(sig)
+        return groups
+
+
+def _speaker_at(quotes: Sequence[Quote], start: int, end: int) -> str | None:
+    middle = (start + end) // 2
+    for quote in quotes:
+        if quote.start <= middle < quote.end:
+            return quote.speaker
+    return None
+
+
+def _signature(text: str) -> set[str]:
+    norm = unicodedata.normalize("NFKC", text).casefold()
+    return set(re.findall(r"\w+", norm))
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _compose(groups: list[list[_Candidate]]) -> tuple[str, list[Citation]]:
+    citations: list[Citation] = []
+    numbers: dict[tuple[str, int, int], int] = {}
+    parts: list[str] = []
+    for group in groups:
+        markers = []
+        for c in group:
+            key = (c.hit.article.id, c.start, c.end)
+            if key not in numbers:
+                numbers[key] = len(citations) + 1
+                a = c.hit.article
+                citations.append(Citation(
+                    n=numbers[key], article_id=a.id, title=a.title, source=a.source, url=a.url,
+                    published_at=a.published_at, quote=c.text, start=c.start, end=c.end,
+                    speaker=c.speaker,
+                ))
+            markers.append(f"[{numbers[key]}]")
+        parts.append(" ".join(group[0].text.split()) + " " + "".join(markers))
+    return " ".join(parts), citations
+
+
+def recency_boost(hits: Sequence[Hit], since: "np.datetime64 | None", until: str, weight: float,
+                  half_life_days: float = 30.0) -> list[Hit]:
+    """Re-rank ``hits`` towards articles published in (or near) the window ending ``until``."""
+    from dataclasses import replace
+
+    end = np.datetime64(until, "D")
+    start = np.datetime64(since, "D") if since is not None else None
+    rescored = []
+    for hit in hits:
+        boost = 0.0
+        if hit.article.published_at:
+            day = np.datetime64(hit.article.published_at[:10], "D")
+            if start is not None and start <= day <= end:
+                boost = 1.0
+            else:
+                gap = float(((start if start is not None else end) - day) / np.timedelta64(1, "D"))
+                boost = float(np.exp(-max(gap, 0.0) / half_life_days))
+        rescored.append((hit.score * (1.0 + weight * boost), hit))
+    rescored.sort(key=lambda item: -item[0])
+    return [replace(hit, score=score, rank=i) for i, (score, hit) in enumerate(rescored, start=1)]

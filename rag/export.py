@@ -1,0 +1,45 @@
+"""Plain-JSON shapes of results, shared by ``rag ... --json`` and the HTTP API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from .models import Answer, Article, Hit
+
+
+def hit_to_dict(hit: Hit) -> dict[str, Any]:
+    """A passage as ``rag search --json`` prints it."""
+    return {
+        "rank": hit.rank,
+        "score": round(hit.score, 6),
+        "article_id": hit.article.id,
+        "chunk_id": hit.chunk.id,
+        "title": hit.article.title,
+        "url": hit.article.url,
+        "source": hit.article.source,
+        "published_at": hit.article.published_at,
+        "text": hit.chunk.text,
+        "start": hit.chunk.start,
+        "end": hit.chunk.end,
+    }
+
+
+def answer_to_dict(answer: Answer) -> dict[str, Any]:
+    """An answer as ``rag ask --json`` prints it."""
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "as_of": answer.as_of,
+        "citations": [
+            {key: value for key, value in asdict(c).items()} for c in answer.citations
+        ],
+        "passages": [hit_to_dict(h) for h in answer.passages],
+        "warnings": list(answer.warnings),
+    }
+
+
+def article_to_dict(article: Article) -> dict[str, Any]:
+    """A stored article with its full text, for showing a cited quote in place."""
+    return asdict(article)
