@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 from typing import Callable, Sequence
 
 import numpy as np
@@ -42,13 +43,16 @@ class AnswerSettings:
 
     max_sentences: int = 3
     # A sentence joins the answer only if it scores at least this share of the best one.
-    keep_ratio: float = 0.8
+    keep_ratio: float = 0.65
     # Abstain when the best sentence's relevance is below this (calibrated, see BENCHMARKS.md).
     abstain_below: float = 0.32
     weight_semantic: float = 0.55
     weight_lexical: float = 0.30
     weight_rank: float = 0.15
     speaker_bonus: float = 0.25
+    # A sentence shaped like the answer the question wants (a cause for "why", a number for
+    # "how many", ...) gains this much.
+    cue_bonus: float = 0.1
     near_duplicate: float = 0.8
     min_words: int = 4
     max_words: int = 90
@@ -118,9 +122,12 @@ class ExtractiveAnswerer:
         wanted = {t for t in self.terms(question) if t not in _QUESTION_WORDS}
         asked = asked_speaker(question)
         by_asked = [c for c in candidates if asked and same_person(asked, c.speaker)]
+        cue = answer_cue(question)
         for c, sim in zip(candidates, semantic.tolist()):
             lexical = len(wanted & set(self.terms(c.text))) / len(wanted) if wanted else 0.0
             c.relevance = s.weight_semantic * sim + s.weight_lexical * lexical
+            if cue is not None and cue.search(c.text):
+                c.relevance += s.cue_bonus
             c.score = c.relevance + s.weight_rank / c.hit.rank
             if by_asked:
                 if same_person(asked or "", c.speaker):
@@ -149,6 +156,30 @@ class ExtractiveAnswerer:
                     groups.append([c])
                     signatures.append(sig)
         return groups
+
+
+_CUES: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
+    (re.compile(r"^\s*why\b|\bwhat (?:caused|led to)\b|\bfor what reason\b", re.I),
+     re.compile(r"\b(?:because|due to|after|following|amid|as a result|caused by|over|since|so that|in order to)\b", re.I)),
+    (re.compile(r"\bhow (?:many|much|long|old|far)\b|\bwhat (?:percentage|share|number|amount)\b", re.I),
+     re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozen|hundred|thousand|million|billion|trillion)\b", re.I)),
+    (re.compile(r"^\s*when\b|\bwhat (?:year|day|date|month)\b", re.I),
+     re.compile(r"\b(?:(?:19|20)\d\d|January|February|March|April|May|June|July|August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b")),
+    (re.compile(r"^\s*(?:who|whom)\b|\bwhich (?:person|leader|company|country|team)\b", re.I),
+     re.compile(r"\b[A-Z][a-z]+ [A-Z][a-z]+\b")),
+]
+
+
+def answer_cue(question: str) -> re.Pattern[str] | None:
+    """A pattern that sentences answering this kind of question tend to match, if any.
+
+    >>> answer_cue("Why was the plant closed?").search("It shut after bacteria were found") is not None
+    True
+    """
+    for asks, answers in _CUES:
+        if asks.search(question):
+            return answers
+    return None
 
 
 def _speaker_at(quotes: Sequence[Quote], start: int, end: int) -> str | None:
@@ -189,13 +220,18 @@ def _compose(groups: list[list[_Candidate]]) -> tuple[str, list[Citation]]:
     return " ".join(parts), citations
 
 
-def recency_boost(hits: Sequence[Hit], since: "np.datetime64 | None", until: str, weight: float,
-                  half_life_days: float = 30.0) -> list[Hit]:
-    """Re-rank ``hits`` towards articles published in (or near) the window ending ``until``."""
+def recency_boost(hits: Sequence[Hit], since: "date | None", until: str, weight: float) -> list[Hit]:
+    """Re-rank ``hits`` towards articles published in (or near) the window ending ``until``.
+
+    Inside the window an article gains ``weight`` (score x (1 + weight)); before it, the gain
+    decays with a half-life of the window's own length (30 days when there is no window).
+    """
     from dataclasses import replace
 
     end = np.datetime64(until, "D")
     start = np.datetime64(since, "D") if since is not None else None
+    half_life_days = float((end - start) / np.timedelta64(1, "D")) if start is not None else 30.0
+    half_life_days = max(half_life_days, 1.0)
     rescored = []
     for hit in hits:
         boost = 0.0
@@ -205,7 +241,7 @@ def recency_boost(hits: Sequence[Hit], since: "np.datetime64 | None", until: str
                 boost = 1.0
             else:
                 gap = float(((start if start is not None else end) - day) / np.timedelta64(1, "D"))
-                boost = float(np.exp(-max(gap, 0.0) / half_life_days))
+                boost = float(0.5 ** (max(gap, 0.0) / half_life_days))
         rescored.append((hit.score * (1.0 + weight * boost), hit))
     rescored.sort(key=lambda item: -item[0])
     return [replace(hit, score=score, rank=i) for i, (score, hit) in enumerate(rescored, start=1)]

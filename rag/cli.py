@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import RagError
+from .evaluate import evaluate, read_questions
 from .export import answer_to_dict, hit_to_dict
 from .models import Answer, Hit
 from .pipeline import Pipeline
@@ -58,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(p, k=8)
     p.add_argument("--as-of", metavar="YYYY-MM-DD", help="ask as of this date (default: today)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+    p = sub.add_parser("eval", help="measure recall, accuracy and latency on a question set")
+    common(p)
+    p.add_argument("questions", help="JSON Lines: id, question, answer, optional date and choices")
+    p.add_argument("--mode", default="hybrid", help="one or more of hybrid,dense,keyword (comma-separated)")
+    p.add_argument("--k", default="1,5,10,20", help="recall cut-offs (default 1,5,10,20)")
+    p.add_argument("--answer-k", type=int, default=8, help="passages the answerer reads (default 8)")
+    p.add_argument("--no-answers", action="store_true", help="retrieval metrics only")
+    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--json", metavar="FILE", help="also write the report (with misses) as JSON")
     return parser
 
 
@@ -139,7 +150,48 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"reindex": cmd_reindex, "search": cmd_search, "ask": cmd_ask}
+def cmd_eval(args: argparse.Namespace) -> int:
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    bad = [m for m in modes if m not in SEARCH_MODES]
+    try:
+        ks = sorted({int(k) for k in args.k.split(",")})
+    except ValueError:
+        ks = []
+    if bad or not modes or not ks or ks[0] < 1:
+        print(f"error: --mode takes {','.join(SEARCH_MODES)} and --k positive integers, e.g. 1,5,10", file=sys.stderr)
+        return 2
+    pipeline = Pipeline(_settings(args))
+    questions, problems = read_questions(args.questions)
+    for problem in problems:
+        print(f"skipped {problem.origin}: {problem.reason}", file=sys.stderr)
+    questions = questions[: args.limit] if args.limit else questions
+    report = evaluate(pipeline, questions, modes, ks, answer_k=args.answer_k,
+                      answers=not args.no_answers, progress=sys.stderr.isatty())
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+def format_report(report: dict[str, Any]) -> str:
+    modes = report["modes"]
+    ks = list(next(iter(modes.values()))["recall_at"]) if modes else []
+    head = ["mode"] + [f"R@{k}" for k in ks] + ["MRR", "acc", "strict", "abstain", "cite-ok",
+                                                "retrieve p50/p95 ms", "answer p50/p95 ms"]
+    rows = []
+    for mode, m in modes.items():
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        lat = lambda s: "-" if s not in m["latency_ms"] else "{p50:.0f}/{p95:.0f}".format(**m["latency_ms"][s])  # noqa: E731
+        rows.append([mode] + [fmt(m["recall_at"][k]) for k in ks] + [
+            fmt(m["mrr"]), fmt(m["accuracy"]), fmt(m["strict_accuracy"]), fmt(m["abstention_rate"]),
+            fmt(m["citation_validity"]), lat("retrieve"), lat("answer")])
+    widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
+    lines = [f"{report['questions']} questions"]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows]
+    return "\n".join(lines)
+
+
+COMMANDS = {"reindex": cmd_reindex, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from .indexer import Indexer, ReindexSummary
 from .keyword import terms
 from .answer import ExtractiveAnswerer, recency_boost
 from .models import Answer, Article, Hit
-from .retrieve import SearchFilter, search
+from .retrieve import SearchFilter, check_query, search
 from .timeframe import time_frame
 from .settings import SearchMode, Settings
 
@@ -111,6 +111,16 @@ class Pipeline:
         The question is asked as of ``as_of`` (default today): later articles are never used,
         and phrases such as "this week" or "in March 2023" narrow or boost by date.
         """
+        hits, as_of_day = self.retrieve(question, k, as_of, since, until, source, mode)
+        quotes = self.index().store.quotes_for(sorted({h.article.id for h in hits}))
+        return self.answerer().answer(question, hits, quotes, as_of=as_of_day.isoformat())
+
+    def retrieve(self, question: str, k: int = 8, as_of: str | date | None = None,
+                 since: str | date | None = None, until: str | date | None = None,
+                 source: str | Sequence[str] | None = None, mode: SearchMode = "hybrid",
+                 ) -> tuple[list[Hit], date]:
+        """The passages ``ask`` answers from: as-of cutoff, time frame, recency re-rank."""
+        check_query(question, k, mode)
         as_of_day = parse_date(as_of, "as_of") or date.today()
         frame = time_frame(question, as_of_day)
         user = make_filter(since, until, source)
@@ -118,13 +128,10 @@ class Pipeline:
         starts = [d for d in (user.since, frame.since if frame.hard else None) if d]
         explicit = bool(user.since or user.until or frame.hard)
         flt = SearchFilter(max(starts) if starts else None, cutoff, user.sources, undated=not explicit)
-        index = self.index()
-        hits = search(index, self.embedder, question, k=max(k, RERANK_DEPTH), mode=mode, flt=flt)
+        hits = search(self.index(), self.embedder, question, k=max(k, RERANK_DEPTH), mode=mode, flt=flt)
         if frame.prefer_recent:
             hits = recency_boost(hits, frame.since, cutoff.isoformat(), RECENCY_WEIGHT)
-        hits = hits[:k]
-        quotes = index.store.quotes_for(sorted({h.article.id for h in hits}))
-        return self.answerer().answer(question, hits, quotes, as_of=as_of_day.isoformat())
+        return hits[:k], as_of_day
 
     def answerer(self) -> ExtractiveAnswerer:
         if self._answerer is None:

@@ -1,18 +1,742 @@
-"""Quotes with speakers, extracted at index time (filled in by the answering work)."""
+"""Who said what: speaker attribution for news sentences, in pure Python and ``re``.
+
+It runs at index time and its results are stored, so that for "What did X say about Y?" the
+answerer can prefer X's own statements and never pass someone else's words off as X's.
+
+>>> text = ('Foreign Minister Park Jin met Antony Blinken. '
+...         'Minister Park said, \u201cWe agree.\u201d He added that talks went well.')
+>>> [(q.speaker, q.kind) for q in extract_quotes(Article("a", "", text))]
+[('Park Jin', 'direct'), ('Park Jin', 'continued')]
+
+How a sentence gets its speaker:
+
+1. names: every capitalised run in the article ("U.S. Secretary of State Antony Blinken") is
+   collected without its titles ("Antony Blinken"). A short mention ("Secretary Blinken",
+   "Minister Park") then resolves to the full name that has it as first or last token (the most
+   recent such name before it, else the next one), so Korean surname-first names work too.
+   A bare title ("the minister", "the Fed chair") resolves to the last person who carried it.
+2. attribution: a speech verb outside quotation marks, with its subject before it ("X said",
+   "X, the company's CEO, said", "an NIS official said") or after it ("..., said X",
+   "according to X").
+3. context: "he"/"she" take the last person named as a speaker or as a sentence's subject,
+   "it"/"they" the last speaker that is not a person; a bare quotation continues the statement
+   right before it (in its paragraph, or across a paragraph break when both are quotations,
+   which is how wire copy runs a quote on).
+
+Choices:
+
+- ``kind`` is "direct" when the sentence holds a quotation and names its speaker, "reported"
+  when it names the speaker without quotation marks, and "continued" when the speaker comes
+  from context (a pronoun or a bare quotation), whatever the form.
+- A quotation nobody is credited with (a scare quote, a song title, a pull quote) is not
+  returned, nor is a pronoun with nobody to refer to: a statement without a speaker cannot help
+  to answer "what did X say", and leaving it out keeps the stored table small.
+- Names lose their titles and a leading "The" ("National Intelligence Service"). Sources that
+  are not names keep their own words, with a lowercase determiner ("the company",
+  "an NIS official", "South Korea's spy agency"); :func:`same_person` never matches those.
+"""
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from typing import Literal
+
 from .models import Article, Quote
 
+__all__ = ["asked_speaker", "extract_quotes", "same_person"]
 
+Kind = Literal["direct", "reported", "continued"]
+
+# -- vocabulary ---------------------------------------------------------------------------------
+# Words that stand before a name without being part of it. Country words ("Foreign", "State")
+# only count when a name follows, so "Penn State" and "Stephen King" stay whole.
+_TITLES = frozenset("""
+president vice prime minister secretary secretary-general undersecretary chair chairman
+chairwoman chairperson senator sen sens representative rep reps congressman congresswoman
+governor gov lieutenant lt mayor councillor councilor councilman councilwoman councilmember
+alderman judge justice chief director commissioner general gen colonel col captain capt sergeant
+sgt major maj admiral adm commander cmdr ambassador envoy spokesperson spokesman spokeswoman king
+queen prince princess emperor empress pope cardinal bishop archbishop father rev reverend rabbi
+imam sheikh dr doctor mr mrs ms mx miss sir dame lord lady professor prof sheriff officer
+detective det inspector superintendent supt deputy attorney solicitor prosecutor speaker leader
+coach manager ceo cfo coo cto chancellor premier executive head founder co-founder state foreign
+defense defence finance health interior treasury home trade economy education energy labor labour
+agriculture transport transportation commerce national security adviser advisor press majority
+minority whip former acting interim incoming outgoing then u.s. us u.k. uk un eu fed democrat
+democratic republican gop independent conservative first second chairman-elect president-elect
+actor actress singer rapper comedian author writer novelist artist musician analyst economist
+strategist lawyer reporter journalist host anchor producer filmmaker designer chef quarterback
+pitcher striker player golfer goalkeeper driver star activist researcher scientist owner investor
+billionaire entrepreneur historian clerk recorder auditor treasurer assessor comptroller
+administrator superintendent surgeon provost dean rector trustee regent
+""".split())
+
+# Capitalised words that open a run without belonging to a name.
+_LEAD_STOP = frozenset("""
+the a an in on at but and or so as if when while after before since until during despite although
+though because for from with without by to of that this these those then now still yet also
+meanwhile however moreover earlier later last next yesterday today tonight tomorrow asked speaking
+according here there it he she they we i you his her their our my your its some many most other
+another several one two both all each every no not what which who why how where mr. ms. mrs.
+monday tuesday wednesday thursday friday saturday sunday january february march april may june
+july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec
+read watch photo photos video image getty related more like follow sign click see listen
+subscribe advertisement skip whether unless whereas once perhaps maybe even only just unlike under
+over among through across about above below between beyond against toward within upon including
+following amid thanks given instead rather indeed thus hence therefore besides otherwise overall
+currently recently finally first second third plus any such much few either neither nor whose
+whom whoever whatever wherever dear hey hello yes oh please thank let let's don't do does did
+is are was were has have had will would can could should must just even ever never always
+citing speaking following responding referring addressing testifying appearing others
+""".split())
+
+# A word in a run that marks an organisation or a place: such runs are not collected as people.
+_NOT_PERSON = frozenset("""
+korea korean north south east west northeast northwest southeast southwest united states kingdom
+republic union nations european america american americans china chinese russia russian japan
+japanese ukraine ukrainian europe asia africa african pacific atlantic middle university college
+school institute ministry department council committee commission service services agency
+authority party bank court house senate congress parliament assembly association society
+foundation center centre company corporation corp inc ltd llc group holdings news times post
+journal daily street road avenue square county city province national international federal
+reserve security affairs airport hospital office force forces army navy police church club team
+cup league day week year motors electric airlines media network studios pictures records games
+olympics olympic championship series festival award awards prize museum island islands river lake
+mountain valley bay beach coast sea ocean region peninsula covid covid-19 omicron coronavirus
+twitter facebook instagram youtube google apple microsoft amazon tesla state global world
+organization organisation administration bureau program programme project fund board alliance
+coalition federation system systems laboratory laboratories clinic archives centers institutes
+""".split()) | {m for m in _LEAD_STOP if m.isalpha() and len(m) > 2 and m not in {"may", "the"}}
+
+_FUNC = (
+    r"(?:that|which|who|whom|whose|he|she|they|it|we|i|you|and|or|but|nor|was|were|is|are|be|"
+    r"been|being|has|have|had|do|does|did|not|no|when|while|if|as|than|then|there|this|these|"
+    r"those|to|in|on|at|by|with|after|before|since|because|also|will|would|can|could|should|may|"
+    r"might|must|its|his|her|their|our|my|your|a|an|the|said|says|say|told|tells|according|"
+    r"about|over|into|during|where|what|why|how|so|last|saying|of|for|from|via|amid|among|against)"
+)
+_STOP_WORDS = frozenset(re.findall(r"\w+", _FUNC))
+
+_SOURCE_NOUNS = (
+    r"(?:officials|experts|analysts|researchers|scientists|police|authorities|sources|prosecutors|"
+    r"investigators|lawmakers|legislators|doctors|economists|critics|officers|organi[sz]ers|"
+    r"advocates|residents|witnesses|activists|observers|opponents|supporters|protesters|historians|"
+    r"executives|employees|workers|parents|teachers|students|nurses|regulators|diplomats|"
+    r"spokespeople|representatives|members|leaders|scholars|aides|insiders|allies|people|others|"
+    r"proponents|democrats|republicans|americans|"
+    r"spokesperson|spokesman|spokeswoman|official|statement|report|study|survey|data|documents|"
+    r"filings|records|reports)"
+)
+_SOURCE_MODS = (
+    r"(?:[A-Z][\w.\-\u2019']*|senior|top|health|government|administration|federal|state|local|"
+    r"military|intelligence|defen[cs]e|security|election|company|school|city|county|public|"
+    r"campaign|industry|party|other|some|many|several|two|three|court|law|enforcement|police|"
+    r"western|foreign|u\.s\.|us|uk|eu|un)"
+)
+
+_SPEECH = (
+    r"said|says|say|stated|added|adds(?=\s*(?:that\b|[,:\u201c\"]))|told|tells|emphasi[sz]ed|emphasi[sz]es|stressed|"
+    r"stresses|expressed|expresses|warned|warns|warn|noted|notes(?=\s+(?:that|how)\b|[,:])|argued|argues|argue|"
+    r"claimed(?!\s+(?:the|a|an|his|her|their|its|\d)\b)|claims(?=\s+(?:that|to)\b|[,:])|insisted|insists|insist|explained|explains|announced|announces|asked|asks|urged|"
+    r"urges|described|describes|called(?=\s+(?:for|on|it|him|her|them|this|that|the|a|an)\b)|"
+    r"calls(?=\s+(?:for|on|it|him|her|them|this|that|the|a|an)\b)|wrote|writes|tweeted|tweets|"
+    r"replied|replies|responded|acknowledged|acknowledges|admitted|admits|confirmed|confirms|"
+    r"denied|denies|declared|declares|remarked|commented|predicted|predicts|recalled|recalls|"
+    r"cautioned|cautions|contended|contends|maintained|maintains|observed|reiterated|reiterates|"
+    r"assured|promised|promises|vowed|vows|pledged|pledges|conceded|concedes|testified|disclosed|"
+    r"revealed|reveals|alleges|boasted|complained|complains|lamented|countered|quipped|"
+    r"joked|concluded|believes|thinks|recounted|accused|criticized|criticised|pointed\s+out|"
+    r"points\s+out|went\s+on\s+to\s+say|wondered"
+)
+_PARTICIPLES = (
+    r"saying|adding|noting|arguing|warning|stressing|insisting|explaining|telling|writing|"
+    r"tweeting|urging|claiming|declaring|emphasi[sz]ing|acknowledging|calling\s+(?:for|on)"
+)
+_ADVERBS = (
+    r"(?:also|later|then|has|have|had|previously|once|again|further|recently|repeatedly|publicly|"
+    r"privately|earlier|separately|reportedly|simply|flatly|bluntly|frankly|openly|initially|first|"
+    r"often|similarly|likewise|even|already|would|will|long|always|still|just|explicitly|"
+    r"specifically|clearly|correctly|falsely|wrongly|told)"
+)
+
+_QUESTION_VERBS = (
+    r"say|said|think|thought|describe|described|tell|told|warn|warned|claim|mean|meant|announce|"
+    r"announced|argue|call|feel|felt|propose|react|respond|reply|write|wrote|tweet|post|state|"
+    r"reveal|suggest|predict|explain|add|ask|urge|promise|pledge|vow|admit|deny|believe|comment|"
+    r"insist|emphasi[sz]e|stress|express|note|characteri[sz]e|criticize|criticise|blame|accuse|"
+    r"recommend|advise|testify|disclose|confirm|acknowledge|concede|reveal|predict|assess"
+)
+_STATEMENT_NOUNS = (
+    r"message|response|reaction|warning|statement|remarks?|comments?|views?|position|stance|"
+    r"argument|claim|explanation|answer|reply|assessment|prediction|promise|pledge|vow|plea|"
+    r"call|demand|excuse|defen[cs]e|justification|words|take|opinion|verdict|advice|criticism"
+)
+
+# -- patterns -----------------------------------------------------------------------------------
+_UP = "A-Z\u00c0-\u00d6\u00d8-\u00de" + "".join(
+    chr(c) for c in range(0x100, 0x17F) if chr(c).isupper()
+)
+_ABBR = r"(?:Mr|Mrs|Ms|Mx|Dr|Sen|Sens|Rep|Reps|Gov|Gen|Lt|Col|Capt|Sgt|Maj|Adm|Cmdr|Prof|Rev|Supt|Det|Jr|Sr|St)\."
+_TOKEN = (
+    rf"(?:{_ABBR}|[{_UP}]\.(?:[{_UP}]\.)+|[{_UP}]\.(?=[ \t\u00a0]+[{_UP}])"
+    rf"|[{_UP}](?:[\w\-]|[\u2019'](?=\w\w))*)"
+)
+_CONNECTOR = r"(?:de|da|del|della|der|den|van|von|di|du|la|le|bin|ibn|al|el|dos|das|of|for)"
+_RUN = rf"{_TOKEN}(?:[ \t\u00a0]+(?:{_CONNECTOR}[ \t\u00a0]+)?{_TOKEN})*"
+_W = r"[\w.\-\u2019']+"
+_WORD = rf"(?!(?:{_FUNC}|{_ADVERBS})\b){_W}"
+_DET = (
+    r"(?:[Tt]he|[Aa]n?|[Oo]ne|[Aa]nother|[Tt]wo|[Tt]hree|[Ss]everal|[Ss]ome|[Mm]any|[Mm]ost|[Oo]ther"
+    r"|[Hh]is|[Hh]er|[Tt]heir|[Ii]ts)"
+)
+_PRON = r"(?:[Hh]e|[Ss]he|[Tt]hey|[Ii]t)"
+_POSSESSIVE = r"[\u2019']s?"
+
+_SPEAKER = (
+    rf"(?P<pron>{_PRON})"
+    rf"|(?P<poss>{_RUN}{_POSSESSIVE}(?:\s+{_WORD}){{1,4}})"
+    rf"|(?P<det>{_DET}(?:\s+{_WORD}){{1,5}}?(?:\s+(?:of|for|at|from|with|in)\s+(?:the\s+)?{_WORD}(?:\s+{_WORD}){{0,3}}){{0,2}})"
+    rf"|(?P<source>(?:{_SOURCE_MODS}\s+){{0,3}}(?i:{_SOURCE_NOUNS}))"
+    rf"|(?P<name>{_RUN}(?:\s+(?:of|with|at|from|in)\s+(?:the\s+)?{_RUN})?)"
+)
+# The subject right before a speech verb: "X said", "X, the CEO, said", "X (NIS) told".
+_BEFORE = re.compile(
+    rf"(?:^|(?<=[\s,;:(\u2014\u2013\u201c\u201d\"\u2018\x01]))(?:{_SPEAKER})"
+    r"(?:\s*\([^()]{1,40}\))?"
+    r"(?P<appos>(?:,\s[^,\u201c\u201d\"\x01]{1,80}){1,3},)?"
+    rf"(?:,?\s+who)?\s+(?:{_ADVERBS}\s+){{0,3}}\Z"
+)
+_VERB = re.compile(rf"\b(?:{_SPEECH})\b|\b(?P<acc>[Aa]ccording to)\b|,\s+(?P<part>{_PARTICIPLES})\b")
+_PHRASE_AFTER = re.compile(rf"\s+({_W}(?:[ \t\u00a0]+{_W}){{0,9}})")
+_IRREGULAR = (
+    r"told|wrote|took|made|spoke|met|held|gave|went|came|sent|left|said|did|had|was|is|has|put|"
+    r"set|hit|cut|led|won|lost|became|began|brought|got|kept|ran|saw|stood|struck|threw|fought|"
+    r"sought|thought|felt|found|will|would|can|could|may|might|must|should"
+)
+# A sentence's grammatical subject, for "X criticised the plan, saying ...".
+_SUBJECT = re.compile(
+    rf"(?:[{_UP}][^,\x01]{{0,60}},\s+)?(?:{_SPEAKER})(?:\s*\([^()]{{1,40}}\))?"
+    r"(?P<appos>(?:,\s[^,\u201c\u201d\"\x01]{1,80}){1,3},)?"
+    rf"\s+(?:{_ADVERBS}\s+){{0,3}}(?:[a-z]+(?:ed|s)|{_IRREGULAR})\b"
+)
+_RUN_RE = re.compile(_RUN)
+_NAME_AT_START = re.compile(rf"[^\w\x01\"\u201c]*(?:[{_UP}][^,\x01]{{0,40}},\s+)?({_RUN})\s+[a-z]")
+_LINE = re.compile(r"[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
+_QUOTE_MARK = re.compile("[\u201c\u201d\"\u2018\u2019']")
+_OPENS_WITH_QUOTE = re.compile("[\\s\u2014\u2013-]*[\u201c\u201d\"\u2018']")
+
+_ASK_VERB = re.compile(
+    r"(?i:\b(?:did|does|do|has|have|had)\s+)(?P<who>[^?,]{1,80}?)\s+(?:(?:just|recently|publicly|"
+    r"reportedly|previously|first|also|officially|actually|really|once|ever|have|had|been)\s+)*"
+    rf"(?:{_QUESTION_VERBS})\b"
+)
+_ASK_NOUN = re.compile(
+    r"\b(?:what|how)\s+(?:was|were|is|are|has been|have been)\s+(?:the\s+)?(?P<who>[^?,]{1,80}?)"
+    rf"{_POSSESSIVE}\s+(?:\w+\s+){{0,2}}(?:{_STATEMENT_NOUNS})\b",
+    re.I,
+)
+_ASK_ACCORDING = re.compile(r"\baccording to\s+(?P<who>[^?,]{1,80}?)\s*(?:,|\?|$)", re.I)
+
+_QUOTE_CLOSERS = "\u201d\"\u2019'"
+_CLAUSE_BREAKS = ",;:(\u2014\u2013" + _QUOTE_CLOSERS
+_LAST_WORD = re.compile(r"[\w\-\u2019']+$")
+_PREPOSITIONS = frozenset(
+    "by to with for of from at in on about against into onto over under toward towards than like "
+    "between among including via per upon within without behind".split()
+)
+_PRONOUN_LEADS = frozenset("and but then so now yet also later instead still today yesterday".split())
+
+
+# -- public API ---------------------------------------------------------------------------------
 def extract_quotes(article: Article) -> list[Quote]:
-    """Statements in ``article`` with the person each is attributed to."""
-    return []
+    """Every sentence of ``article.text`` that carries a statement, with its speaker.
+
+    Spans come from :func:`rag.sentences.split_sentences`, so ``article.text[q.start:q.end]
+    == q.text`` always.
+
+    >>> text = '\u201cWe are not done,\u201d said Chair Jerome Powell. Rates rose.'
+    >>> [(q.speaker, q.kind, q.text) for q in extract_quotes(Article("a", "", text))]
+    [('Jerome Powell', 'direct', '\u201cWe are not done,\u201d said Chair Jerome Powell.')]
+    """
+    from .sentences import split_sentences
+
+    text = article.text
+    names = _Names(text)
+    context = _Context(names)
+    quotes: list[Quote] = []
+    previous: tuple[str, bool, bool] | None = None  # (speaker, had a quotation, ended a paragraph)
+    for line in _LINE.finditer(text):
+        line_start, line_end = line.span()
+        regions = _quotations(text, line_start, line_end)
+        masked = _mask(text, line_start, line_end, regions)
+        spans = split_sentences(text, line_start, line_end)
+        for n, (start, end) in enumerate(spans):
+            sentence = masked[start - line_start:end - line_start]
+            quoted = any(a < end and (b is None or b > start) for a, b in regions)
+            found = _attribute(sentence, start, names, context)
+            speaker: str | None = None
+            kind: Kind | None = None
+            if found is not None:
+                speaker, from_context = found
+                if speaker is not None:
+                    kind = "continued" if from_context else ("direct" if quoted else "reported")
+            elif previous is not None and _is_bare_quotation(sentence, start, regions):
+                said_by, had_quote, ended_paragraph = previous
+                if not ended_paragraph or (n == 0 and had_quote):
+                    speaker, kind = said_by, "continued"
+            if speaker is not None and kind is not None:
+                quotes.append(Quote(article.id, start, end, text[start:end], speaker, kind))
+                previous = (speaker, quoted, n == len(spans) - 1)
+            else:
+                previous = None
+                context.subject(sentence, start, names)
+    return quotes
 
 
-def asked_speaker(question: str) -> str | None:  # placeholder, replaced shortly
+def asked_speaker(question: str) -> str | None:
+    """The person (or named body) whose statement ``question`` asks about, else None.
+
+    >>> asked_speaker("What did Blinken say about China?")
+    'Blinken'
+    >>> asked_speaker("What does Secretary Antony Blinken think of the deal?")
+    'Antony Blinken'
+    >>> asked_speaker("What did the Fed chair warn about?") is None
+    True
+    """
+    for pattern in (_ASK_VERB, _ASK_NOUN, _ASK_ACCORDING):
+        m = pattern.search(question)
+        if m:
+            return _proper_name(m.group("who"), lowercase_ok=question == question.lower())
     return None
 
 
-def same_person(asked: str, speaker: str | None) -> bool:  # placeholder, replaced shortly
-    return False
+def same_person(asked: str, speaker: str | None) -> bool:
+    """Whether ``speaker`` (as stored) is the person ``asked`` names.
+
+    Token-based and case-insensitive, titles ignored; one name must be the start or the end of
+    the other, so a surname alone matches and two different people never do. Sources that are
+    not names ("an NIS official", "Blinken's spokesman") match nobody.
+
+    >>> same_person("Blinken", "Antony Blinken"), same_person("Park", "Park Jin")
+    (True, True)
+    >>> same_person("Park Jin", "Antony Blinken"), same_person("Blinken", "Blinken's spokesman")
+    (False, False)
+    """
+    if not speaker or any(
+        t[:1].islower() and t not in _CONNECTORS for t in speaker.split()
+    ) or re.search(_POSSESSIVE + r"(?:\s|$)", speaker):
+        return False
+    a, b = _name_key(asked), _name_key(speaker)
+    if not a or not b:
+        return False
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    k = len(short)
+    return long_[:k] == short or long_[-k:] == short
+
+
+# -- names ----------------------------------------------------------------------------------------
+_CONNECTORS = frozenset(re.findall(r"\w+", _CONNECTOR))
+_TIME_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday today yesterday tonight tomorrow "
+    "morning afternoon evening night week weekend month year earlier later last".split()
+)
+
+
+def _norm(token: str) -> str:
+    return token.rstrip(".,").lower()
+
+
+def _is_title(token: str) -> bool:
+    t = _norm(token)
+    return t in _TITLES or ("-" in t and all(p in _TITLES for p in t.split("-")))
+
+
+def _split_run(run: str) -> tuple[list[str], list[str]]:
+    """A capitalised run as (titles, name): "Foreign Minister Park Jin" -> ([...], ["Park", "Jin"])."""
+    tokens = run.split()
+    while tokens and (_norm(tokens[0]) in _LEAD_STOP or tokens[0] in _CONNECTORS):
+        tokens.pop(0)
+    while tokens and (_norm(tokens[-1]) in _TIME_WORDS or tokens[-1] in _CONNECTORS
+                      or _norm(tokens[-1]) in {"jr", "sr", "ii", "iii"}):
+        tokens.pop()
+    cut = -1
+    for i, token in enumerate(tokens[:-1]):
+        if _is_title(token) or (len(token) > 1 and token.isupper() and token.isalpha()) \
+                or (re.search(_POSSESSIVE + "$", token) and len(tokens) - i > 2):
+            cut = i  # "Foreign Minister Park Jin", "Tesla TSLA Dan Ives", "Politico’s Jack Shafer"
+    if all(_is_title(t) for t in tokens):
+        return tokens, []
+    name = tokens[cut + 1:]
+    if cut >= 0 and any(_norm(t) in _NOT_PERSON for t in name):
+        return [], tokens  # "General Motors", "State Department"
+    while name and name[0] in _CONNECTORS:
+        name.pop(0)
+    return tokens[:cut + 1], name
+
+
+_GENDERED = {
+    **dict.fromkeys("mr sir king prince lord father chairman spokesman congressman councilman "
+                    "actor pope rabbi".split(), "he"),
+    **dict.fromkeys("mrs ms miss dame queen princess lady chairwoman spokeswoman congresswoman "
+                    "councilwoman actress".split(), "she"),
+}
+
+
+def _looks_like_person(name: list[str]) -> bool:
+    return (
+        2 <= len(name) <= 4
+        and not any(_norm(t) in _NOT_PERSON for t in name)
+        and not any(len(t) > 1 and t.isupper() and "." not in t for t in name)
+        and all(t[:1].isupper() or t in _CONNECTORS for t in name)
+    )
+
+
+class _Names:
+    """The people an article names, for turning short mentions into full names."""
+
+    def __init__(self, text: str) -> None:
+        self.by_edge: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+        self.by_title: dict[str, list[tuple[int, list[str]]]] = {}
+        self.people: set[tuple[str, ...]] = set()
+        self.pronouns: dict[str, str] = {}  # surname -> "he" / "she"
+        for m in _RUN_RE.finditer(text):
+            titles, name = _split_run(m.group())
+            if not name:
+                continue
+            if _looks_like_person(name):
+                full = tuple(name)
+                self.people.add(full)
+                self.by_edge.setdefault(full[-1], []).append((m.start(), full))
+                if full[0] != full[-1] and (titles or len(full) > 2 or "-" in full[-1]):
+                    # A name cited by its first token ("Minister Park" for "Park Jin", "Kim"
+                    # for "Kim Jong Un") must look like one, or "Ford" becomes "Ford Mustangs".
+                    self.by_edge.setdefault(full[0], []).append((m.start(), full))
+            for title in titles:
+                t = _norm(title)
+                if t not in _LEAD_STOP:
+                    self.by_title.setdefault(t, []).append((m.start(), name))
+                if t in _GENDERED:
+                    self.pronouns[name[-1]] = _GENDERED[t]
+
+    def resolve(self, name: list[str], at: int) -> str:
+        """The full name that ``name`` is short for (most recent before ``at``, else next)."""
+        k = len(name)
+        best: tuple[str, ...] | None = None
+        for pos, full in self.by_edge.get(name[0], []) + self.by_edge.get(name[-1], []):
+            if len(full) > k and (list(full[:k]) == name or list(full[-k:]) == name):
+                if pos <= at and (best is None or pos >= best_pos):
+                    best, best_pos = full, pos
+                elif pos > at and (best is None or (best_pos > at and pos < best_pos)):
+                    best, best_pos = full, pos
+        return " ".join(best or name)
+
+    def titled(self, title: str, at: int) -> str | None:
+        """The last person before ``at`` introduced with ``title`` ("the minister")."""
+        earlier = [name for pos, name in self.by_title.get(title, []) if pos < at]
+        return self.resolve(earlier[-1], at) if earlier else None
+
+
+class _Context:
+    """Who "he", "she", "it" and "they" can refer to, as the article goes on.
+
+    "he" and "she" take the most recent person not already known as the other one: a person's
+    pronoun is learnt from a title ("Ms.", "spokeswoman") or from the last time it resolved.
+    """
+
+    def __init__(self, names: _Names) -> None:
+        self.people: list[str] = []  # most recent last
+        self.source: str | None = None
+        self.pronouns = dict(names.pronouns)
+
+    def said(self, speaker: str, is_person: bool) -> None:
+        if is_person:
+            self._mention(speaker)
+        else:
+            self.source = speaker
+
+    def pronoun(self, word: str) -> str | None:
+        word = word.lower()
+        if word not in ("he", "she"):
+            return self.source
+        for person in reversed(self.people[-4:]):
+            known = self.pronouns.get(person.split()[-1])
+            if known in (None, word):
+                self.pronouns[person.split()[-1]] = word
+                self._mention(person)
+                return person
+        return None
+
+    def subject(self, sentence: str, start: int, names: _Names) -> None:
+        """Note a person who opens a sentence, as "He said ..." may follow."""
+        m = _NAME_AT_START.match(sentence)
+        if m:
+            _, name = _split_run(m.group(1))
+            if name:
+                full = names.resolve(name, start + m.start(1))
+                if tuple(full.split()) in names.people:
+                    self._mention(full)
+
+    def _mention(self, person: str) -> None:
+        if person in self.people:
+            self.people.remove(person)
+        self.people.append(person)
+
+
+# -- attribution ------------------------------------------------------------------------------------
+def _attribute(sentence: str, start: int, names: _Names, context: _Context
+               ) -> tuple[str | None, bool] | None:
+    """(speaker, from_context) for the first speech verb with a subject, or None."""
+    participle: int | None = None
+    for m in _VERB.finditer(sentence):
+        if m.group("part"):
+            participle = participle if participle is not None else m.start()
+            continue
+        if m.group("acc"):
+            found = _phrase_after(sentence, m.end(), start, names, context)
+        else:
+            found = _speaker_before(sentence, m.start(), start, names, context)
+            if found is None and _inverted(sentence, m.start()):
+                found = _phrase_after(sentence, m.end(), start, names, context)
+        if found is not None:
+            return found
+    if participle is not None:
+        s = _SUBJECT.match(sentence, 0, participle)
+        if s:
+            return _resolve_match(s, start, names, context)
+    return None
+
+
+def _inverted(sentence: str, verb_start: int) -> bool:
+    before = sentence[:verb_start].rstrip()
+    return not before or before[-1] in ",\u2014\u2013" + _QUOTE_CLOSERS
+
+
+def _speaker_before(sentence: str, verb_start: int, start: int, names: _Names,
+                    context: _Context) -> tuple[str | None, bool] | None:
+    window_start = max(0, verb_start - 200)
+    window = sentence[window_start:verb_start]
+    pos = 0
+    while (m := _BEFORE.search(window, pos)) is not None:
+        if not _is_subject(sentence[:window_start + m.start()], bool(m.group("pron"))):
+            return None
+        found = _resolve_match(m, start + window_start, names, context)
+        if found is not None:
+            return found
+        pos = m.start() + 1  # "For his part, Dr. Jay Portnoy, ..., says": "For" names nobody
+    return None
+
+
+def _is_subject(before: str, pronoun: bool) -> bool:
+    """Whether a phrase after ``before`` can be a speaker, not the object of a preposition.
+
+    "deposed by the committee told" and "a call in which he asked" do not name who spoke.
+    """
+    stripped = before.rstrip()
+    if not stripped or stripped[-1] in _CLAUSE_BREAKS or stripped != before and stripped[-1] == ")":
+        return True
+    last = _LAST_WORD.search(stripped)
+    word = last.group().lower() if last else ""
+    if word in _PREPOSITIONS:
+        return False
+    if not pronoun:
+        return True
+    return word in _PRONOUN_LEADS or last is not None and last.start() == 0
+
+
+def _resolve_match(m: re.Match[str], offset: int, names: _Names, context: _Context
+                   ) -> tuple[str | None, bool] | None:
+    if m.group("pron"):
+        return context.pronoun(m.group("pron")), True
+    group = next(g for g in ("poss", "det", "source", "name") if m.group(g))
+    at = offset + m.start(group)
+    speaker, is_person = _classify(m.group(group), group, at, names)
+    appos = m.group("appos")
+    if appos and not is_person:
+        # "Carragher's attorney, Donald Temple, said": the apposition names the speaker.
+        inner = appos.strip(", ")
+        if _RUN_RE.fullmatch(inner):
+            named, person = _classify(inner, "name", at, names)
+            if person:
+                speaker, is_person = named, True
+    if speaker is None:
+        return None
+    context.said(speaker, is_person)
+    return speaker, False
+
+
+def _phrase_after(sentence: str, verb_end: int, start: int, names: _Names, context: _Context
+                  ) -> tuple[str | None, bool] | None:
+    m = _PHRASE_AFTER.match(sentence, verb_end)
+    if not m:
+        return None
+    tokens: list[str] = []
+    for raw in m.group(1).split():
+        word = raw.rstrip(".,;:!?)")
+        low = word.lower()
+        if tokens and (
+            (low in _STOP_WORDS and not (low == "of" and tokens[-1][:1].isupper()) and low != "the"
+             and not (low in {"of", "for", "from", "by"} and not tokens[-1][:1].isupper()))
+            or (low.endswith("ed") and word.islower() and len(tokens) > 1)
+            or low in _TIME_WORDS
+        ):
+            break
+        if not tokens and re.fullmatch(_PRON, word):
+            return context.pronoun(word), True
+        if not tokens and re.fullmatch(_PRON + r"[\u2019'].*", word):
+            return None  # "says he's glad"
+        if not tokens and low in _STOP_WORDS - {"the", "a", "an"} | _TIME_WORDS:
+            return None
+        if tokens and word.islower() and tokens[-1][:1].isupper() and not _is_title(word) \
+                and low not in _SOURCE_WORDS and re.fullmatch(rf"\w+(?:ed|[^s]s)|{_IRREGULAR}", low):
+            break  # "said Kern attended ...": the name ended
+        tokens.append(word)
+        if word != raw and not re.fullmatch(rf"{_ABBR}|(?:[{_UP}]\.)+", raw):
+            break
+    while tokens and tokens[-1].lower() in _STOP_WORDS:
+        tokens.pop()
+    if not tokens:
+        return None
+    phrase = " ".join(tokens)
+    group = "name" if all(t[:1].isupper() or t in _CONNECTORS for t in tokens) else "det"
+    speaker, is_person = _classify(phrase, group, start + m.start(1), names)
+    if speaker is None:
+        return None
+    context.said(speaker, is_person)
+    return speaker, False
+
+
+def _classify(phrase: str, group: str, at: int, names: _Names) -> tuple[str | None, bool]:
+    """(speaker, is_person) for a subject phrase found next to a speech verb."""
+    phrase = " ".join(phrase.split())
+    if group == "name":
+        head = re.split(r"\s+(?:with|at|from|in)\s+(?:the\s+)?|\s+of\s+the\s+", phrase)[0]
+        titles, name = _split_run(head)
+        if not name:
+            title = next((_norm(t) for t in reversed(titles) if _norm(t) not in _LEAD_STOP), None)
+            found = names.titled(title, at) if title else None
+            return (found, True) if found else (None, False)
+        full = names.resolve(name, at)
+        person = not any(_norm(t) in _NOT_PERSON or (len(t) > 1 and t.isupper() and t.isalpha())
+                         for t in full.split())
+        if head != phrase and not person:
+            return phrase if not phrase.lower().startswith("the ") else phrase[4:], False
+        return full, person
+    tokens = phrase.split()
+    # "the Fed chair Jerome Powell", "GM spokesman Jim Cain": a name closes the phrase.
+    j = len(tokens)
+    while j > 0 and (tokens[j - 1][:1].isupper() or (tokens[j - 1] in _CONNECTORS and j < len(tokens))) \
+            and not re.search(_POSSESSIVE + "$", tokens[j - 1]):
+        j -= 1
+    tail = tokens[j:] if group != "source" else []
+    before = tokens[j - 1] if j > 0 else ""
+    if tail and (j == 0 or before.lower() == "the" and j == 1
+                 or (before.lower() not in _STOP_WORDS and before.islower())):
+        return _classify(" ".join(tail), "name", at, names)
+    if tail and re.search(_POSSESSIVE + "$", before):
+        named, person = _classify(" ".join(tail), "name", at, names)
+        if person and named is not None and " " in named:
+            return named, True  # "the Fed's Jerome Powell", not "the League's Center"
+    if tokens[0].lower() == "the" and 2 <= len(tokens) <= 4 and not re.search(
+        _POSSESSIVE + r"(?:\s|$)", phrase
+    ):
+        title = _norm(tokens[-1])
+        if title in _TITLES:
+            found = names.titled(title, at)
+            if found:
+                return found, True
+    if tokens[0].lower() in _DETERMINERS or tokens[0][:1].isupper() and \
+            tokens[0].lower() in _SOURCE_WORDS:
+        tokens[0] = tokens[0].lower()
+    return " ".join(tokens), False
+
+
+_SOURCE_WORDS = frozenset(re.findall(r"[a-z]+", _SOURCE_NOUNS))
+_DETERMINERS = frozenset(
+    "the a an one another two three several some many most other his her their its".split()
+)
+
+
+# -- quotations -----------------------------------------------------------------------------------
+def _quotations(text: str, start: int, end: int) -> list[tuple[int, int | None]]:
+    """(open, close) positions of the quotations in one line; close is None if it runs on."""
+    regions: list[tuple[int, int | None]] = []
+    double: int | None = None
+    single: int | None = None
+    for m in _QUOTE_MARK.finditer(text, start, end):
+        i = m.start()
+        mark = text[i]
+        prev = text[i - 1] if i > start else " "
+        nxt = text[i + 1] if i + 1 < end else " "
+        if mark in "\u201c\u201d\"":
+            if double is None:
+                if mark != "\u201d" or (prev.isspace() and not nxt.isspace()):
+                    double, single = i, None
+            elif mark != "\u201c":
+                regions.append((double, i))
+                double = None
+        elif double is not None:
+            continue  # single quotes inside a double quotation change nothing
+        elif prev.isalnum() and nxt.isalnum():
+            continue  # an apostrophe: Korea’s, don't
+        elif mark == "\u2018" or (mark == "'" and not prev.isalnum() and not nxt.isspace()):
+            if single is None:
+                single = i
+        elif single is not None and not nxt.isalnum():
+            regions.append((single, i))
+            single = None
+    if double is not None:
+        regions.append((double, None))
+    return regions
+
+
+def _mask(text: str, start: int, end: int, regions: list[tuple[int, int | None]]) -> str:
+    """The line with every quotation's words blanked out, offsets unchanged."""
+    parts = []
+    cursor = start
+    for a, b in regions:
+        b = end if b is None else b
+        parts.append(text[cursor:a + 1])
+        parts.append("\x01" * (b - a - 1))
+        cursor = b
+    parts.append(text[cursor:end])
+    return "".join(parts)
+
+
+def _is_bare_quotation(sentence: str, start: int, regions: list[tuple[int, int | None]]) -> bool:
+    """Whether the sentence is a quotation alone: it opens with a quote mark or inside one."""
+    if _OPENS_WITH_QUOTE.match(sentence):
+        return True
+    return any(a < start and (b is None or b > start) for a, b in regions)
+
+
+# -- questions ------------------------------------------------------------------------------------
+def _proper_name(phrase: str, lowercase_ok: bool) -> str | None:
+    """The name that ends ``phrase``, titles stripped; None when it ends with a common noun."""
+    phrase = re.sub(_POSSESSIVE + r"$", "", phrase.strip())
+    tokens = phrase.split()
+    if not tokens:
+        return None
+    if lowercase_ok:
+        if tokens[0] in _STOP_WORDS or len(tokens) > 3 or any(t in _STOP_WORDS for t in tokens):
+            return None
+        if re.fullmatch(_SOURCE_NOUNS, tokens[-1]) or tokens[-1] in _TITLES:
+            return None
+        return " ".join(t for t in tokens if not _is_title(t)) or None
+    j = len(tokens)
+    while j > 0 and (tokens[j - 1][:1].isupper() or (tokens[j - 1] in _CONNECTORS and j < len(tokens))):
+        j -= 1
+    if j == len(tokens):
+        return None
+    _, name = _split_run(" ".join(tokens[j:]))
+    return " ".join(name) or None
+
+
+def _name_key(name: str) -> list[str]:
+    """Comparable tokens of a name: folded, without titles, initials or punctuation."""
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    tokens = [t.strip(".,\u2019'") for t in folded.split()]
+    return [t for t in tokens if t and len(t) > 1 and not _is_title(t) and t not in _CONNECTORS
+            and t not in {"the", "a", "an"}]
+
