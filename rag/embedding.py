@@ -7,6 +7,7 @@ The default model is all-MiniLM-L6-v2, loaded from the folder of the PyPI packag
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -91,8 +92,15 @@ class SentenceTransformerEmbedder:
         self._path = resolve_model_path(model)
         self._device = device
         self._model: Any = None
+        # Hugging Face fast tokenizers fail with "Already borrowed" when two threads encode at
+        # once (a live reindex beside searches), so encoding is serialised.
+        self._lock = threading.Lock()
 
     def _load(self) -> Any:
+        with self._lock:
+            return self._load_locked()
+
+    def _load_locked(self) -> Any:
         if self._model is None:
             # A name that is not a local folder would be fetched from the hub; this project
             # runs offline, so say so instead of hanging on a download.
@@ -127,8 +135,10 @@ class SentenceTransformerEmbedder:
         return self._load().tokenizer
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = self._load().encode(
-            list(texts), batch_size=max(1, len(texts)), normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
+        model = self._load()
+        with self._lock:
+            vectors = model.encode(
+                list(texts), batch_size=max(1, len(texts)), normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from datetime import date
 from pathlib import Path
@@ -61,7 +62,9 @@ class Pipeline:
     def chunker(self) -> Chunker:
         if self._chunker is None:
             embedder = self.embedder
-            tokenizer = getattr(embedder, "tokenizer")
+            # A copy: the chunker tokenizes whole articles during a reindex while searches
+            # keep using the embedder's own tokenizer.
+            tokenizer = copy.deepcopy(getattr(embedder, "tokenizer"))
             max_tokens = int(getattr(embedder, "max_tokens", 256))
             self._chunker = Chunker(tokenizer, ChunkingSettings(
                 max_tokens=self.settings.chunk_tokens,
