@@ -12,16 +12,18 @@ How a sentence gets its speaker:
 
 1. names: every capitalised run in the article ("U.S. Secretary of State Antony Blinken") is
    collected without its titles ("Antony Blinken"). A short mention ("Secretary Blinken",
-   "Minister Park") then resolves to the full name that has it as first or last token (the most
-   recent such name before it, else the next one), so Korean surname-first names work too.
+   "Powell") then resolves to the full name that ends with it, or starts with it when that name
+   came with a title or looks surname-first ("Minister Park" -> "Park Jin", "Kim" -> "Kim Jong
+   Un"); among several, the most mentioned, then the titled, then the latest one wins.
    A bare title ("the minister", "the Fed chair") resolves to the last person who carried it.
 2. attribution: a speech verb outside quotation marks, with its subject before it ("X said",
    "X, the company's CEO, said", "an NIS official said") or after it ("..., said X",
-   "according to X").
-3. context: "he"/"she" take the last person named as a speaker or as a sentence's subject,
-   "it"/"they" the last speaker that is not a person; a bare quotation continues the statement
-   right before it (in its paragraph, or across a paragraph break when both are quotations,
-   which is how wire copy runs a quote on).
+   "according to X"). A phrase after a preposition ("deposed by the committee") is no subject.
+3. context: "he"/"she" take the latest person named as a speaker or as a sentence's subject
+   whose pronoun is not known to be the other one (from "Ms.", "spokesman", or an earlier
+   "he"/"she"); "it"/"they" take the last speaker that is not a person. A bare quotation
+   continues the statement right before it (in its paragraph, or across a paragraph break when
+   both are quotations, which is how wire copy runs a quote on).
 
 Choices:
 
@@ -43,6 +45,7 @@ import unicodedata
 from typing import Literal
 
 from .models import Article, Quote
+from .sentences import split_sentences
 
 __all__ = ["asked_speaker", "extract_quotes", "same_person"]
 
@@ -135,10 +138,14 @@ _SOURCE_MODS = (
     r"western|foreign|u\.s\.|us|uk|eu|un)"
 )
 
+# Speech verbs. Those that are also nouns or have a non-speech sense ("adds a feature",
+# "claimed the title", "false claims") only count where speech usually follows.
 _SPEECH = (
-    r"said|says|say|stated|added|adds(?=\s*(?:that\b|[,:\u201c\"]))|told|tells|emphasi[sz]ed|emphasi[sz]es|stressed|"
-    r"stresses|expressed|expresses|warned|warns|warn|noted|notes(?=\s+(?:that|how)\b|[,:])|argued|argues|argue|"
-    r"claimed(?!\s+(?:the|a|an|his|her|their|its|\d)\b)|claims(?=\s+(?:that|to)\b|[,:])|insisted|insists|insist|explained|explains|announced|announces|asked|asks|urged|"
+    r"said|says|say|stated|added|adds(?=\s*(?:that\b|[,:\u201c\"]))|told|tells|emphasi[sz]ed|"
+    r"emphasi[sz]es|stressed|stresses|expressed|expresses|warned|warns|warn|noted|"
+    r"notes(?=\s+(?:that|how)\b|[,:])|argued|argues|argue|"
+    r"claimed(?!\s+(?:the|a|an|his|her|their|its|\d)\b)|claims(?=\s+(?:that|to)\b|[,:])|"
+    r"insisted|insists|insist|explained|explains|announced|announces|asked|asks|urged|"
     r"urges|described|describes|called(?=\s+(?:for|on|it|him|her|them|this|that|the|a|an)\b)|"
     r"calls(?=\s+(?:for|on|it|him|her|them|this|that|the|a|an)\b)|wrote|writes|tweeted|tweets|"
     r"replied|replies|responded|acknowledged|acknowledges|admitted|admits|confirmed|confirms|"
@@ -157,7 +164,7 @@ _ADVERBS = (
     r"(?:also|later|then|has|have|had|previously|once|again|further|recently|repeatedly|publicly|"
     r"privately|earlier|separately|reportedly|simply|flatly|bluntly|frankly|openly|initially|first|"
     r"often|similarly|likewise|even|already|would|will|long|always|still|just|explicitly|"
-    r"specifically|clearly|correctly|falsely|wrongly|told)"
+    r"specifically|clearly|correctly|falsely|wrongly|since|told)"
 )
 
 _QUESTION_VERBS = (
@@ -177,18 +184,21 @@ _STATEMENT_NOUNS = (
 _UP = "A-Z\u00c0-\u00d6\u00d8-\u00de" + "".join(
     chr(c) for c in range(0x100, 0x17F) if chr(c).isupper()
 )
-_ABBR = r"(?:Mr|Mrs|Ms|Mx|Dr|Sen|Sens|Rep|Reps|Gov|Gen|Lt|Col|Capt|Sgt|Maj|Adm|Cmdr|Prof|Rev|Supt|Det|Jr|Sr|St)\."
+_ABBR = (
+    r"(?:Mr|Mrs|Ms|Mx|Dr|Sen|Sens|Rep|Reps|Gov|Gen|Lt|Col|Capt|Sgt|Maj|Adm|Cmdr|Prof|Rev|Supt|Det"
+    r"|Jr|Sr|St)\."
+)
 _TOKEN = (
     rf"(?:{_ABBR}|[{_UP}]\.(?:[{_UP}]\.)+|[{_UP}]\.(?=[ \t\u00a0]+[{_UP}])"
-    rf"|[{_UP}](?:[\w\-]|[\u2019'](?=\w\w))*)"
+    rf"|[{_UP}](?:[\w\-]|&(?=[{_UP}])|[\u2019'](?=\w\w))*)"
 )
 _CONNECTOR = r"(?:de|da|del|della|der|den|van|von|di|du|la|le|bin|ibn|al|el|dos|das|of|for)"
-_RUN = rf"{_TOKEN}(?:[ \t\u00a0]+(?:{_CONNECTOR}[ \t\u00a0]+)?{_TOKEN})*"
-_W = r"[\w.\-\u2019']+"
+_RUN = rf"{_TOKEN}(?:[ \t\u00a0]+(?:(?:{_CONNECTOR}|and|&)[ \t\u00a0]+)?{_TOKEN})*"
+_W = r"[\w.\-\u2019'&]+"
 _WORD = rf"(?!(?:{_FUNC}|{_ADVERBS})\b){_W}"
 _DET = (
-    r"(?:[Tt]he|[Aa]n?|[Oo]ne|[Aa]nother|[Tt]wo|[Tt]hree|[Ss]everal|[Ss]ome|[Mm]any|[Mm]ost|[Oo]ther"
-    r"|[Hh]is|[Hh]er|[Tt]heir|[Ii]ts)"
+    r"(?:[Tt]he|[Aa]n?|[Oo]ne|[Aa]nother|[Tt]wo|[Tt]hree|[Ss]everal|[Ss]ome|[Mm]any|[Mm]ost"
+    r"|[Oo]ther|[Hh]is|[Hh]er|[Tt]heir|[Ii]ts)"
 )
 _PRON = r"(?:[Hh]e|[Ss]he|[Tt]hey|[Ii]t)"
 _POSSESSIVE = r"[\u2019']s?"
@@ -196,7 +206,8 @@ _POSSESSIVE = r"[\u2019']s?"
 _SPEAKER = (
     rf"(?P<pron>{_PRON})"
     rf"|(?P<poss>{_RUN}{_POSSESSIVE}(?:\s+{_WORD}){{1,4}})"
-    rf"|(?P<det>{_DET}(?:\s+{_WORD}){{1,5}}?(?:\s+(?:of|for|at|from|with|in)\s+(?:the\s+)?{_WORD}(?:\s+{_WORD}){{0,3}}){{0,2}})"
+    rf"|(?P<det>{_DET}(?:\s+{_WORD}){{1,5}}?"
+    rf"(?:\s+(?:of|for|at|from|with|in)\s+(?:the\s+)?{_WORD}(?:\s+{_WORD}){{0,3}}){{0,2}})"
     rf"|(?P<source>(?:{_SOURCE_MODS}\s+){{0,3}}(?i:{_SOURCE_NOUNS}))"
     rf"|(?P<name>{_RUN}(?:\s+(?:of|with|at|from|in)\s+(?:the\s+)?{_RUN})?)"
 )
@@ -204,10 +215,12 @@ _SPEAKER = (
 _BEFORE = re.compile(
     rf"(?:^|(?<=[\s,;:(\u2014\u2013\u201c\u201d\"\u2018\x01]))(?:{_SPEAKER})"
     r"(?:\s*\([^()]{1,40}\))?"
-    r"(?P<appos>(?:,\s[^,\u201c\u201d\"\x01]{1,80}){1,3},)?"
+    r"(?P<appos>(?:,\s[^,\u201c\u201d\"\x01]{1,120}){1,3},)?"
     rf"(?:,?\s+who)?\s+(?:{_ADVERBS}\s+){{0,3}}\Z"
 )
-_VERB = re.compile(rf"\b(?:{_SPEECH})\b|\b(?P<acc>[Aa]ccording to)\b|,\s+(?P<part>{_PARTICIPLES})\b")
+_VERB = re.compile(
+    rf"\b(?:{_SPEECH})\b|\b(?P<acc>[Aa]ccording to)\b|,\s+(?P<part>{_PARTICIPLES})\b"
+)
 _PHRASE_AFTER = re.compile(rf"\s+({_W}(?:[ \t\u00a0]+{_W}){{0,9}})")
 _IRREGULAR = (
     r"told|wrote|took|made|spoke|met|held|gave|went|came|sent|left|said|did|had|was|is|has|put|"
@@ -218,9 +231,10 @@ _IRREGULAR = (
 _SUBJECT = re.compile(
     rf"(?:[{_UP}][^,\x01]{{0,60}},\s+)?(?:{_SPEAKER})(?:\s*\([^()]{{1,40}}\))?"
     r"(?P<appos>(?:,\s[^,\u201c\u201d\"\x01]{1,80}){1,3},)?"
-    rf"\s+(?:{_ADVERBS}\s+){{0,3}}(?:[a-z]+(?:ed|s)|{_IRREGULAR})\b"
+    rf"\s+(?:{_ADVERBS}\s+){{0,3}}(?!(?i:{_SOURCE_NOUNS})\b)(?:[a-z]+(?:ed|s)|{_IRREGULAR})\b"
 )
 _RUN_RE = re.compile(_RUN)
+_LONG_RUN = re.compile(rf"{_TOKEN}(?:[ \t\u00a0]+(?:(?:{_CONNECTOR}|and|&)[ \t\u00a0]+)?{_TOKEN})+")
 _NAME_AT_START = re.compile(rf"[^\w\x01\"\u201c]*(?:[{_UP}][^,\x01]{{0,40}},\s+)?({_RUN})\s+[a-z]")
 _LINE = re.compile(r"[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 _QUOTE_MARK = re.compile("[\u201c\u201d\"\u2018\u2019']")
@@ -245,7 +259,9 @@ _PREPOSITIONS = frozenset(
     "by to with for of from at in on about against into onto over under toward towards than like "
     "between among including via per upon within without behind".split()
 )
-_PRONOUN_LEADS = frozenset("and but then so now yet also later instead still today yesterday".split())
+_PRONOUN_LEADS = frozenset(
+    "and but then so now yet also later instead still today yesterday".split()
+)
 
 
 # -- public API ---------------------------------------------------------------------------------
@@ -259,8 +275,6 @@ def extract_quotes(article: Article) -> list[Quote]:
     >>> [(q.speaker, q.kind, q.text) for q in extract_quotes(Article("a", "", text))]
     [('Jerome Powell', 'direct', '\u201cWe are not done,\u201d said Chair Jerome Powell.')]
     """
-    from .sentences import split_sentences
-
     text = article.text
     names = _Names(text)
     context = _Context(names)
@@ -324,7 +338,7 @@ def same_person(asked: str, speaker: str | None) -> bool:
     (False, False)
     """
     if not speaker or any(
-        t[:1].islower() and t not in _CONNECTORS for t in speaker.split()
+        t[:1].islower() and t not in _JOINERS for t in speaker.split()
     ) or re.search(_POSSESSIVE + r"(?:\s|$)", speaker):
         return False
     a, b = _name_key(asked), _name_key(speaker)
@@ -337,6 +351,7 @@ def same_person(asked: str, speaker: str | None) -> bool:
 
 # -- names ----------------------------------------------------------------------------------------
 _CONNECTORS = frozenset(re.findall(r"\w+", _CONNECTOR))
+_JOINERS = _CONNECTORS | {"and", "&"}  # inside an organisation's name
 _TIME_WORDS = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday today yesterday tonight tomorrow "
     "morning afternoon evening night week weekend month year earlier later last".split()
@@ -353,25 +368,30 @@ def _is_title(token: str) -> bool:
 
 
 def _split_run(run: str) -> tuple[list[str], list[str]]:
-    """A capitalised run as (titles, name): "Foreign Minister Park Jin" -> ([...], ["Park", "Jin"])."""
+    """A capitalised run as (titles, name): "Foreign Minister Park Jin" -> (titles, [Park, Jin])."""
     tokens = run.split()
     while tokens and (_norm(tokens[0]) in _LEAD_STOP or tokens[0] in _CONNECTORS):
         tokens.pop(0)
-    while tokens and (_norm(tokens[-1]) in _TIME_WORDS or tokens[-1] in _CONNECTORS
-                      or _norm(tokens[-1]) in {"jr", "sr", "ii", "iii"}):
+    while tokens and (_norm(tokens[-1]) in _TIME_WORDS or tokens[-1] in _JOINERS):
         tokens.pop()
     cut = -1
     for i, token in enumerate(tokens[:-1]):
         if _is_title(token) or (len(token) > 1 and token.isupper() and token.isalpha()) \
                 or (re.search(_POSSESSIVE + "$", token) and len(tokens) - i > 2):
-            cut = i  # "Foreign Minister Park Jin", "Tesla TSLA Dan Ives", "Politico’s Jack Shafer"
+            cut = i  # "Minister Park Jin", "Tesla TSLA Dan Ives", "Politico’s Jack Shafer"
     if all(_is_title(t) for t in tokens):
         return tokens, []
     name = tokens[cut + 1:]
+    if name and name[0] in ("of", "for") and len(name) > 3:
+        name = name[-2:]  # "Director of National Intelligence Avril Haines"
     if cut >= 0 and any(_norm(t) in _NOT_PERSON for t in name):
         return [], tokens  # "General Motors", "State Department"
     while name and name[0] in _CONNECTORS:
         name.pop(0)
+    for i, token in enumerate(name):
+        if token in ("of", "for") and not any(_norm(t) in _NOT_PERSON for t in name[:i]):
+            name = name[:i]  # "Ted O’Meara of Frenchman’s Bay United", not "Bank of America"
+            break
     return tokens[:cut + 1], name
 
 
@@ -389,6 +409,7 @@ def _looks_like_person(name: list[str]) -> bool:
         and not any(_norm(t) in _NOT_PERSON for t in name)
         and not any(len(t) > 1 and t.isupper() and "." not in t for t in name)
         and all(t[:1].isupper() or t in _CONNECTORS for t in name)
+        and not any(t in ("and", "&") or "&" in t for t in name)
     )
 
 
@@ -400,13 +421,16 @@ class _Names:
         self.by_title: dict[str, list[tuple[int, list[str]]]] = {}
         self.people: set[tuple[str, ...]] = set()
         self.pronouns: dict[str, str] = {}  # surname -> "he" / "she"
-        for m in _RUN_RE.finditer(text):
+        self.titled_people: set[tuple[str, ...]] = set()
+        for m in _LONG_RUN.finditer(text):  # a lone word is neither a full name nor titled
             titles, name = _split_run(m.group())
             if not name:
                 continue
             if _looks_like_person(name):
                 full = tuple(name)
                 self.people.add(full)
+                if titles:
+                    self.titled_people.add(full)
                 self.by_edge.setdefault(full[-1], []).append((m.start(), full))
                 if full[0] != full[-1] and (titles or len(full) > 2 or "-" in full[-1]):
                     # A name cited by its first token ("Minister Park" for "Park Jin", "Kim"
@@ -420,16 +444,29 @@ class _Names:
                     self.pronouns[name[-1]] = _GENDERED[t]
 
     def resolve(self, name: list[str], at: int) -> str:
-        """The full name that ``name`` is short for (most recent before ``at``, else next)."""
-        k = len(name)
-        best: tuple[str, ...] | None = None
-        for pos, full in self.by_edge.get(name[0], []) + self.by_edge.get(name[-1], []):
-            if len(full) > k and (list(full[:k]) == name or list(full[-k:]) == name):
-                if pos <= at and (best is None or pos >= best_pos):
-                    best, best_pos = full, pos
-                elif pos > at and (best is None or (best_pos > at and pos < best_pos)):
-                    best, best_pos = full, pos
-        return " ".join(best or name)
+        """The full name that ``name`` is short for, or ``name`` itself.
+
+        Of the names that start or end with it: the one mentioned most, then one introduced
+        with a title ("Biden" is "President Joe Biden" rather than Jill Biden, named once
+        each), then the latest before ``at``.
+        """
+        key = tuple(name)
+        k = len(key)
+        seen: dict[tuple[str, ...], set[int]] = {}
+        for edge in {key[0], key[-1]}:
+            for pos, full in self.by_edge.get(edge, ()):
+                if len(full) > k and (full[:k] == key or full[-k:] == key):
+                    seen.setdefault(full, set()).add(pos)
+        if not seen:
+            return " ".join(name)
+
+        def rank(full: tuple[str, ...]) -> tuple[int, bool, int, int]:
+            positions = seen[full]
+            before = [p for p in positions if p <= at]
+            recency = (1, max(before)) if before else (0, -min(positions))
+            return (len(positions), full in self.titled_people, *recency)
+
+        return " ".join(max(seen, key=rank))
 
     def titled(self, title: str, at: int) -> str | None:
         """The last person before ``at`` introduced with ``title`` ("the minister")."""
@@ -483,7 +520,7 @@ class _Context:
         self.people.append(person)
 
 
-# -- attribution ------------------------------------------------------------------------------------
+# -- attribution ----------------------------------------------------------------------------------
 def _attribute(sentence: str, start: int, names: _Names, context: _Context
                ) -> tuple[str | None, bool] | None:
     """(speaker, from_context) for the first speech verb with a subject, or None."""
@@ -567,43 +604,89 @@ def _resolve_match(m: re.Match[str], offset: int, names: _Names, context: _Conte
 
 def _phrase_after(sentence: str, verb_end: int, start: int, names: _Names, context: _Context
                   ) -> tuple[str | None, bool] | None:
+    """The speaker named after the verb: "..., said Defense Minister Lee", "according to X"."""
     m = _PHRASE_AFTER.match(sentence, verb_end)
     if not m:
         return None
-    tokens: list[str] = []
-    for raw in m.group(1).split():
-        word = raw.rstrip(".,;:!?)")
-        low = word.lower()
-        if tokens and (
-            (low in _STOP_WORDS and not (low == "of" and tokens[-1][:1].isupper()) and low != "the"
-             and not (low in {"of", "for", "from", "by"} and not tokens[-1][:1].isupper()))
-            or (low.endswith("ed") and word.islower() and len(tokens) > 1)
-            or low in _TIME_WORDS
-        ):
-            break
-        if not tokens and re.fullmatch(_PRON, word):
-            return context.pronoun(word), True
-        if not tokens and re.fullmatch(_PRON + r"[\u2019'].*", word):
-            return None  # "says he's glad"
-        if not tokens and low in _STOP_WORDS - {"the", "a", "an"} | _TIME_WORDS:
-            return None
-        if tokens and word.islower() and tokens[-1][:1].isupper() and not _is_title(word) \
-                and low not in _SOURCE_WORDS and re.fullmatch(rf"\w+(?:ed|[^s]s)|{_IRREGULAR}", low):
-            break  # "said Kern attended ...": the name ended
-        tokens.append(word)
-        if word != raw and not re.fullmatch(rf"{_ABBR}|(?:[{_UP}]\.)+", raw):
-            break
-    while tokens and tokens[-1].lower() in _STOP_WORDS:
-        tokens.pop()
+    words = m.group(1).split()
+    first = words[0].rstrip(".,;:!?)")
+    if re.fullmatch(_PRON, first):
+        return context.pronoun(first), True
+    # After "according to" only a noun phrase can follow; after "said" a name may be followed
+    # by the verb of the next clause.
+    tokens = _noun_phrase(words, strict=sentence[verb_end - 2:verb_end] != "to")
     if not tokens:
         return None
-    phrase = " ".join(tokens)
-    group = "name" if all(t[:1].isupper() or t in _CONNECTORS for t in tokens) else "det"
-    speaker, is_person = _classify(phrase, group, start + m.start(1), names)
+    group = "name" if all(t[:1].isupper() or t in _JOINERS for t in tokens) else "det"
+    speaker, is_person = _classify(" ".join(tokens), group, start + m.start(1), names)
+    if speaker is not None and not is_person:
+        # "said his longtime office manager, Amy Hunt."
+        comma = sentence.find(",", verb_end, m.end(1) + 1)
+        named = _APPOSITION_NAME.match(sentence, comma) if comma >= 0 else None
+        if named:
+            person, is_person = _classify(named.group(1), "name", start + named.start(1), names)
+            speaker = person if is_person else speaker
     if speaker is None:
         return None
     context.said(speaker, is_person)
     return speaker, False
+
+
+def _noun_phrase(words: list[str], strict: bool) -> list[str]:
+    """The noun phrase that opens ``words``, up to a verb, a clause word or punctuation."""
+    tokens: list[str] = []
+    for i, raw in enumerate(words):
+        word = raw.rstrip(".,;:!?)")
+        low = word.lower()
+        if not tokens:
+            if (low in _STOP_WORDS and low not in _DETERMINERS) or low in _TIME_WORDS \
+                    or re.match(_PRON + "[\u2019']", word):
+                return []  # "said Tuesday that", "says he's glad"
+        elif _ends_phrase(word, tokens[-1], words[i + 1] if i + 1 < len(words) else "", strict):
+            break
+        tokens.append(word)
+        if word != raw and not _DOTTED_ABBR.fullmatch(raw):
+            break  # "said Hicks, who ..."
+    while tokens and tokens[-1].lower() in _STOP_WORDS:
+        tokens.pop()
+    return tokens
+
+
+def _ends_phrase(word: str, last: str, following: str, strict: bool) -> bool:
+    """Whether ``word`` no longer belongs to the noun phrase that ended with ``last``."""
+    low = word.lower()
+    after_name = last[:1].isupper() and not re.search(_POSSESSIVE + "$", last)
+    if low in _TIME_WORDS:
+        return True
+    if low in ("and", "&"):
+        return not (after_name and following[:1].isupper())  # "Food and Drug Administration"
+    if low == "of":
+        return after_name and following[:1].islower()  # "Jepsen of the Xerces Society"
+    if low in ("for", "from", "by"):
+        return after_name  # "a spokesperson for the ministry", "a survey by ECA"
+    if low in _STOP_WORDS:
+        return low not in _DETERMINERS
+    if not word.islower():
+        return False
+    if low.endswith("ed") and last.lower() not in _DETERMINERS:
+        return True  # "a survey by ECA International published on ...", not "a retired nurse"
+    # After a name only a role goes on ("GM spokesman Jim Cain", "CNN meteorologists"), not
+    # a verb ("said Kern attended ...", "says Democrats share the blame").
+    return strict and after_name and not _is_title(word) and low not in _SOURCE_WORDS \
+        and _ROLE.fullmatch(low) is None
+
+
+def _name_tail(tokens: list[str]) -> int:
+    """Where the capitalised run that ends ``tokens`` starts (``len(tokens)`` if there is none)."""
+    j = len(tokens)
+    while j > 0:
+        token = tokens[j - 1]
+        if re.search(_POSSESSIVE + "$", token) or not (
+            token[:1].isupper() or (token in _JOINERS and j < len(tokens))
+        ):
+            break
+        j -= 1
+    return j
 
 
 def _classify(phrase: str, group: str, at: int, names: _Names) -> tuple[str | None, bool]:
@@ -624,10 +707,7 @@ def _classify(phrase: str, group: str, at: int, names: _Names) -> tuple[str | No
         return full, person
     tokens = phrase.split()
     # "the Fed chair Jerome Powell", "GM spokesman Jim Cain": a name closes the phrase.
-    j = len(tokens)
-    while j > 0 and (tokens[j - 1][:1].isupper() or (tokens[j - 1] in _CONNECTORS and j < len(tokens))) \
-            and not re.search(_POSSESSIVE + "$", tokens[j - 1]):
-        j -= 1
+    j = _name_tail(tokens)
     tail = tokens[j:] if group != "source" else []
     before = tokens[j - 1] if j > 0 else ""
     if tail and (j == 0 or before.lower() == "the" and j == 1
@@ -646,12 +726,15 @@ def _classify(phrase: str, group: str, at: int, names: _Names) -> tuple[str | No
             if found:
                 return found, True
     if tokens[0].lower() in _DETERMINERS or tokens[0][:1].isupper() and \
-            tokens[0].lower() in _SOURCE_WORDS:
+            tokens[0].lower() in _SOURCE_WORDS - {"democrats", "republicans", "americans"}:
         tokens[0] = tokens[0].lower()
     return " ".join(tokens), False
 
 
 _SOURCE_WORDS = frozenset(re.findall(r"[a-z]+", _SOURCE_NOUNS))
+_DOTTED_ABBR = re.compile(rf"{_ABBR}|(?:[{_UP}]\.)+")
+_APPOSITION_NAME = re.compile(rf",\s+({_RUN})\s*(?:[.,;]|$)")
+_ROLE = re.compile(r"[\w\-]+(?:ist|er|or|ian|man|woman|person|people|aide|ant|ent)s?")
 _DETERMINERS = frozenset(
     "the a an one another two three several some many most other his her their its".split()
 )
@@ -723,9 +806,7 @@ def _proper_name(phrase: str, lowercase_ok: bool) -> str | None:
         if re.fullmatch(_SOURCE_NOUNS, tokens[-1]) or tokens[-1] in _TITLES:
             return None
         return " ".join(t for t in tokens if not _is_title(t)) or None
-    j = len(tokens)
-    while j > 0 and (tokens[j - 1][:1].isupper() or (tokens[j - 1] in _CONNECTORS and j < len(tokens))):
-        j -= 1
+    j = _name_tail(tokens)
     if j == len(tokens):
         return None
     _, name = _split_run(" ".join(tokens[j:]))
@@ -733,10 +814,11 @@ def _proper_name(phrase: str, lowercase_ok: bool) -> str | None:
 
 
 def _name_key(name: str) -> list[str]:
-    """Comparable tokens of a name: folded, without titles, initials or punctuation."""
+    """Comparable tokens of a name: folded, without leading titles, initials or punctuation."""
     folded = unicodedata.normalize("NFKD", name.casefold())
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    tokens = [t.strip(".,\u2019'") for t in folded.split()]
-    return [t for t in tokens if t and len(t) > 1 and not _is_title(t) and t not in _CONNECTORS
-            and t not in {"the", "a", "an"}]
-
+    folded = "".join(c for c in folded if not unicodedata.combining(c)).replace("\u2019", "'")
+    tokens = [t.strip(".,'") for t in folded.split()]
+    tokens = [t for t in tokens if len(t) > 1 and t not in _JOINERS and t not in ("the", "a", "an")]
+    while len(tokens) > 1 and _is_title(tokens[0]):
+        tokens.pop(0)  # "Secretary Blinken", but "Stephen King" keeps "King"
+    return tokens
