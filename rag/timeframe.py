@@ -38,6 +38,16 @@ def _month_window(year: int, month: int) -> tuple[date, date]:
 
 
 def time_frame(question: str, as_of: date) -> TimeFrame:
+    """The window a question refers to (see :func:`_frame`); a period that starts after the
+    as-of date is about plans or forecasts, which only earlier news can report, so it
+    constrains nothing."""
+    frame = _frame(question, as_of)
+    if frame.since is not None and frame.since > as_of:
+        return TimeFrame(None, as_of, phrase=frame.phrase)
+    return frame
+
+
+def _frame(question: str, as_of: date) -> TimeFrame:
     """The window a question refers to, as of ``as_of``. Nothing after ``as_of`` is ever used.
 
     >>> time_frame("What happened this week?", date(2022, 6, 10))
