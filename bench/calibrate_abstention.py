@@ -36,8 +36,8 @@ def best_relevance(pipeline: Pipeline, question: str, as_of: str | None) -> tupl
     candidates = answerer._candidates(hits, quotes)
     if not candidates:
         return 0.0, hits
-    answerer._score(question, candidates)
-    return max(c.relevance for c in candidates), hits
+    scored = answerer._score(question, candidates)
+    return max(c.relevance for c in scored), hits
 
 
 def main() -> None:

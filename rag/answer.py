@@ -56,6 +56,9 @@ class AnswerSettings:
     near_duplicate: float = 0.8
     min_words: int = 4
     max_words: int = 90
+    # Only this many sentences, pre-ranked by word overlap, speaker and passage rank, are
+    # embedded: embedding every sentence of every passage dominated the answer latency.
+    max_candidates: int = 32
 
 
 @dataclass
@@ -84,7 +87,7 @@ class ExtractiveAnswerer:
         candidates = self._candidates(hits, quotes)
         if not candidates:
             return Answer(question, ABSTAIN_TEXT, True, [], list(hits), as_of)
-        self._score(question, candidates)
+        candidates = self._score(question, candidates)
         best = max(candidates, key=lambda c: c.score)
         if best.relevance < self.settings.abstain_below:
             return Answer(question, ABSTAIN_TEXT, True, [], list(hits), as_of)
@@ -115,17 +118,25 @@ class ExtractiveAnswerer:
                                       _speaker_at(speakers.get(hit.article.id, ()), start, end)))
         return out
 
-    def _score(self, question: str, candidates: list[_Candidate]) -> None:
+    def _score(self, question: str, candidates: list[_Candidate]) -> list[_Candidate]:
+        """Score candidates in place; returns the ones that were scored (the pre-ranked top)."""
         s = self.settings
-        vectors = self.embedder.embed_batch([question] + [c.text for c in candidates])
-        semantic = vectors[1:] @ vectors[0]
         wanted = {t for t in self.terms(question) if t not in _QUESTION_WORDS}
         asked = asked_speaker(question)
-        by_asked = [c for c in candidates if asked and same_person(asked, c.speaker)]
+        by_asked = bool(asked) and any(same_person(asked or "", c.speaker) for c in candidates)
         cue = answer_cue(question)
-        for c, sim in zip(candidates, semantic.tolist()):
-            lexical = len(wanted & set(self.terms(c.text))) / len(wanted) if wanted else 0.0
-            c.relevance = s.weight_semantic * sim + s.weight_lexical * lexical
+        lexical: dict[int, float] = {}
+        for c in candidates:
+            overlap = len(wanted & set(self.terms(c.text))) / len(wanted) if wanted else 0.0
+            lexical[id(c)] = overlap
+            c.score = s.weight_lexical * overlap + s.weight_rank / c.hit.rank
+            if by_asked:
+                c.score += s.speaker_bonus if same_person(asked or "", c.speaker) else -s.speaker_bonus
+        shortlist = sorted(candidates, key=lambda c: -c.score)[: s.max_candidates]
+        vectors = self.embedder.embed_batch([question] + [c.text for c in shortlist])
+        semantic = vectors[1:] @ vectors[0]
+        for c, sim in zip(shortlist, semantic.tolist()):
+            c.relevance = s.weight_semantic * sim + s.weight_lexical * lexical[id(c)]
             if cue is not None and cue.search(c.text):
                 c.relevance += s.cue_bonus
             c.score = c.relevance + s.weight_rank / c.hit.rank
@@ -136,6 +147,7 @@ class ExtractiveAnswerer:
                     # Someone else's words never answer "what did X say", and narrative lines
                     # only do when X said nothing relevant.
                     c.score -= 1.0 if c.speaker else s.speaker_bonus
+        return shortlist
 
     def _select(self, candidates: list[_Candidate], best: _Candidate) -> list[list[_Candidate]]:
         s = self.settings
