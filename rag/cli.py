@@ -13,7 +13,8 @@ import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import RagError
+from .embedding import BACKENDS
+from .errors import BadSetting, RagError
 from .evaluate import evaluate, read_questions
 from .export import answer_to_dict, hit_to_dict
 from .models import Answer, Hit
@@ -36,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="index folder (default: ./index, or $RAG_INDEX)")
         p.add_argument("--model", default=_env("MODEL"), metavar="NAME_OR_PATH",
                        help="embedding model (default: packaged all-MiniLM-L6-v2, or the index's)")
+        p.add_argument("--backend", choices=BACKENDS, default=_env("BACKEND"),
+                       help="what runs the model: torch, onnx or onnx-int8 (default: the index's, "
+                            "torch for a new index, or $RAG_BACKEND); ONNX files are cached in "
+                            "$RAG_CACHE_DIR (default ~/.cache/newsrag)")
 
     p = sub.add_parser("reindex", help="build or update the index from folders or files")
     common(p)
@@ -59,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(p, k=8)
     p.add_argument("--as-of", metavar="YYYY-MM-DD", help="ask as of this date (default: today)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--answerer", choices=("extractive", "llm"), default="extractive",
+                   help="extractive (sentences of the articles) or llm (written by a chat model, "
+                        "then checked against the articles)")
+    _llm_options(p)
 
     p = sub.add_parser("eval", help="measure recall, accuracy and latency on a question set")
     common(p)
@@ -69,7 +78,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-answers", action="store_true", help="retrieval metrics only")
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--json", metavar="FILE", help="also write the report (with misses) as JSON")
+
+    p = sub.add_parser("serve", help="serve the HTTP API (search, ask, articles, reindex)")
+    common(p)
+    p.add_argument("--host", default=_env("HOST", "127.0.0.1"),
+                   help="address to bind (default 127.0.0.1, or $RAG_HOST)")
+    p.add_argument("--port", type=int, default=_env("PORT", "8000"), help="port (default 8000, or $RAG_PORT)")
+    p.add_argument("--retrieval-only", action="store_true",
+                   help="serve /search, /health and /articles only (or $RAG_RETRIEVAL_ONLY=1)")
+    _llm_options(p)  # for POST /ask {"answerer": "llm"}
     return parser
+
+
+def _llm_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM answerer (any OpenAI-compatible server: Ollama, vLLM, llama.cpp, ...)")
+    g.add_argument("--llm-base-url", metavar="URL", help="e.g. http://127.0.0.1:8080 (or $RAG_LLM_BASE_URL)")
+    g.add_argument("--llm-model", metavar="NAME", help="model name the server knows (or $RAG_LLM_MODEL)")
+    g.add_argument("--llm-api-key", metavar="KEY", help="bearer token, if the server wants one "
+                   "(or $RAG_LLM_API_KEY)")
+    g.add_argument("--llm-timeout", type=float, metavar="SECONDS", help="per request (default 60)")
+    g.add_argument("--llm-max-tokens", type=int, metavar="N", help="longest answer (default 256)")
+    g.add_argument("--llm-temperature", type=float, metavar="T", help="sampling temperature (default 0)")
+    g.add_argument("--llm-unsupported", choices=("drop", "flag"),
+                   help="what to do with a sentence no passage supports (default drop)")
+
+
+def _llm_config(args: argparse.Namespace) -> Any:
+    """LLMConfig from --llm-* options over $RAG_LLM_* variables, or None when neither sets one."""
+    from .llm import llm_config_from_env
+
+    return llm_config_from_env(
+        os.environ, prefix=ENV_PREFIX, base_url=args.llm_base_url, model=args.llm_model,
+        api_key=args.llm_api_key, timeout=args.llm_timeout, max_tokens=args.llm_max_tokens,
+        temperature=args.llm_temperature, on_unsupported=args.llm_unsupported)
 
 
 def _filters(p: argparse.ArgumentParser, k: int = 10) -> None:
@@ -82,7 +123,11 @@ def _filters(p: argparse.ArgumentParser, k: int = 10) -> None:
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    return Settings(index_dir=Path(args.index), model=args.model, **extra)
+    if args.backend is not None and args.backend not in BACKENDS:  # only $RAG_BACKEND gets here
+        raise BadSetting(f"{ENV_PREFIX}BACKEND={args.backend!r} is not one of {', '.join(BACKENDS)}")
+    cache_dir = _env("CACHE_DIR")
+    return Settings(index_dir=Path(args.index), model=args.model, backend=args.backend,
+                    cache_dir=Path(cache_dir) if cache_dir else None, **extra)
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
@@ -134,6 +179,7 @@ def format_answer(answer: Answer) -> str:
         meta = ", ".join(x for x in (c.source, c.published_at or "undated") if x)
         lines.append(f"[{c.n}] {c.title} ({meta})" + (f" {c.url}" if c.url else ""))
         said = f"({c.speaker}) " if c.speaker else ""
+        said = ("(NOT SUPPORTED: closest passage) " if not c.supported else "") + said
         lines.append(textwrap.fill(said + " ".join(c.quote.split()), width=100,
                                    initial_indent="    > ", subsequent_indent="      "))
         lines.append(f"    [{c.article_id}, chars {c.start}-{c.end}]")
@@ -141,8 +187,12 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    answer = Pipeline(_settings(args)).ask(args.question, k=args.k, as_of=args.as_of, since=args.since,
-                                           until=args.until, source=args.source, mode=args.mode)
+    llm = _llm_config(args) if args.answerer == "llm" else None
+    answer = Pipeline(_settings(args), llm=llm).ask(
+        args.question, k=args.k, as_of=args.as_of, since=args.since, until=args.until,
+        source=args.source, mode=args.mode, answerer=args.answerer)
+    for warning in answer.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
     else:
@@ -191,7 +241,19 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"reindex": cmd_reindex, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api import ApiSettings, serve  # the web stack loads only for this command
+
+    settings = ApiSettings.from_env(os.environ).replace(index_dir=Path(args.index), model=args.model,
+                                                        backend=args.backend)
+    if args.retrieval_only:
+        settings = settings.replace(retrieval_only=True)
+    settings = settings.replace(llm=_llm_config(args))
+    return serve(settings, host=args.host, port=args.port)
+
+
+COMMANDS = {"reindex": cmd_reindex, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval,
+            "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

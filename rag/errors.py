@@ -14,6 +14,7 @@ Every message says what went wrong and what to do about it::
     │   └── IndexMismatch       built with another model, dimension or format
     ├── ModelError              the embedding model cannot be loaded
     └── AnswererError           the answerer cannot run (e.g. no LLM configured)
+        └── LLMUnavailable      the LLM server failed (the answerer falls back to extractive)
 
 The shells (CLI, HTTP API) translate these in exactly one place each.
 """
@@ -67,3 +68,7 @@ class ModelError(RagError):
 
 class AnswererError(RagError):
     """The requested answerer cannot run."""
+
+
+class LLMUnavailable(AnswererError):
+    """The LLM server is unreachable, timed out, or answered something unusable."""

@@ -37,6 +37,9 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
         ],
         "passages": [hit_to_dict(h) for h in answer.passages],
         "warnings": list(answer.warnings),
+        # Who wrote the text, and (LLM answerer) what verification did to each sentence.
+        "answerer": answer.answerer,
+        "sentences": [asdict(s) for s in answer.sentences],
     }
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .chunking import Chunker, ChunkingSettings
 from .dense import DenseSearcher, build_dense
-from .embedding import Embedder, embed_documents
+from .embedding import Embedder, embed_documents, embedder_backend, interchangeable, manifest_backend
 from .errors import IndexProblem, SourceError
 from .index import FORMAT_VERSION, MANIFEST, read_manifest, write_manifest
 from .ingest import IngestReport, read_sources
@@ -144,6 +144,7 @@ class Indexer:
         gen = index_dir / manifest.get("generation", "")
         compatible = (
             manifest.get("model", {}).get("name") == self.embedder.name
+            and interchangeable(manifest_backend(manifest), embedder_backend(self.embedder))
             and manifest.get("chunking") == self.chunking_settings()
         )
         try:
@@ -188,7 +189,8 @@ class Indexer:
         seconds = time.perf_counter() - started
         manifest = {
             "format_version": FORMAT_VERSION,
-            "model": {"name": self.embedder.name, "dimension": int(vectors.shape[1])},
+            "model": {"name": self.embedder.name, "dimension": int(vectors.shape[1]),
+                      "backend": embedder_backend(self.embedder)},
             "chunking": self.chunking_settings(),
             "index": {"kind": kind, "ann_threshold": self.settings.ann_threshold},
             "counts": {"articles": len(articles), "chunks": len(rows)},

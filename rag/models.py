@@ -7,6 +7,7 @@ convert them to JSON at the edge with :func:`dataclasses.asdict` or their own sc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,27 @@ class Citation:
     start: int
     end: int
     speaker: str | None = None
+    # False only for an LLM sentence that no passage supports, kept because the LLM answerer
+    # was told to flag such sentences rather than drop them; ``quote`` is then the closest one.
+    supported: bool = True
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """What verification did to one sentence an LLM wrote.
+
+    ``action``: "kept" (its own citation supports it), "recited" (another passage does; the
+    marker was missing or wrong), "flagged" (nothing does; kept with ``supported: false``) or
+    "dropped" (nothing does; removed). ``cited`` holds the passage numbers the LLM wrote,
+    ``passage`` the passage of the best-supporting sentence, ``citation`` the answer's marker.
+    """
+
+    text: str
+    cited: list[int]
+    action: Literal["kept", "recited", "flagged", "dropped"]
+    citation: int | None
+    support: float
+    passage: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,3 +121,6 @@ class Answer:
     passages: list[Hit] = field(default_factory=list)
     as_of: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # Who wrote ``text``: "extractive", or "llm" (then ``sentences`` reports each check).
+    answerer: Literal["extractive", "llm"] = "extractive"
+    sentences: list[SentenceCheck] = field(default_factory=list)

@@ -10,12 +10,13 @@ import copy
 import threading
 from datetime import date
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 
 from .chunking import Chunker, ChunkingSettings
 from .dates import parse_date
-from .embedding import Embedder, SentenceTransformerEmbedder, canonical_model_name
-from .errors import IndexNotBuilt
+from .embedding import (DEFAULT_BACKEND, Embedder, SentenceTransformerEmbedder, canonical_model_name,
+                        embedder_backend, interchangeable, manifest_backend)
+from .errors import AnswererError, BadSetting, IndexMismatch, IndexNotBuilt, IndexProblem
 from .index import MANIFEST, LoadedIndex, load_index, read_manifest
 from .indexer import Indexer, ReindexSummary
 from .keyword import terms
@@ -24,6 +25,12 @@ from .models import Answer, Article, Hit
 from .retrieve import SearchFilter, check_query, search
 from .timeframe import time_frame
 from .settings import SearchMode, Settings
+
+if TYPE_CHECKING:
+    from .llm import LLMAnswerer, LLMConfig
+
+AnswererName = Literal["extractive", "llm"]
+ANSWERERS: tuple[str, ...] = ("extractive", "llm")
 
 
 # How many passages to rank before the date-aware re-rank cuts them to k.
@@ -40,8 +47,12 @@ class Pipeline:
     complete generation.
     """
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 llm: LLMConfig | None = None) -> None:
         self.settings = settings
+        # The chat model ``ask(..., answerer="llm")`` uses; None: only the extractive answerer.
+        self.llm = llm
+        self._llm_answerer: LLMAnswerer | None = None
         self._embedder = embedder
         self._chunker: Chunker | None = None
         self._index: LoadedIndex | None = None
@@ -50,14 +61,19 @@ class Pipeline:
         self._lock = threading.Lock()
 
     # -- parts ------------------------------------------------------------------------------
-    def embedder_for(self, model: str | None) -> Embedder:
-        if self._embedder is None or (model and self._embedder.name != canonical_model_name(model)):
-            self._embedder = SentenceTransformerEmbedder(model)
+    def embedder_for(self, model: str | None, backend: str | None = None) -> Embedder:
+        """The embedder for ``model`` on ``backend``; the current one when it already is, or
+        when either is None."""
+        current = self._embedder
+        if (current is None or (model and current.name != canonical_model_name(model))
+                or (backend and embedder_backend(current) != backend)):
+            self._embedder = SentenceTransformerEmbedder(
+                model, backend=backend or DEFAULT_BACKEND, cache_dir=self.settings.cache_dir)  # type: ignore[arg-type]
         return self._embedder
 
     @property
     def embedder(self) -> Embedder:
-        return self.embedder_for(self.settings.model)
+        return self.embedder_for(self.settings.model, self.settings.backend)
 
     def chunker(self) -> Chunker:
         if self._chunker is None:
@@ -84,10 +100,21 @@ class Pipeline:
         with self._lock:
             if self._index is None or stamp != self._index_stamp:
                 expected = canonical_model_name(self.settings.model) if self.settings.model else None
-                self._index = load_index(self.settings.index_dir, expected_model=expected)
+                index = load_index(self.settings.index_dir, expected_model=expected)
+                backend = manifest_backend(index.manifest)
+                wanted = self.settings.backend
+                if wanted and not interchangeable(wanted, backend):
+                    index.close()
+                    raise IndexMismatch(
+                        f"index in {self.settings.index_dir} was built with the {backend!r} embedding "
+                        f"backend, whose vectors do not mix with {wanted!r} ones: rebuild it with 'rag "
+                        f"reindex --full --backend {wanted} --index {self.settings.index_dir}', or search "
+                        f"with --backend {backend} (or leave --backend unset)"
+                    )
+                self._index = index
                 self._index_stamp = stamp
-                # Search with the model the index was built with unless one was asked for.
-                self.embedder_for(self._index.model)
+                # Search with the model and backend the index was built with unless asked otherwise.
+                self.embedder_for(self._index.model, wanted or backend)
             return self._index
 
     # -- verbs ------------------------------------------------------------------------------
@@ -95,8 +122,19 @@ class Pipeline:
         """Build or update the index from ``sources`` (default: the last reindex's sources)."""
         from .quotes import extract_quotes
 
-        indexer = Indexer(self.settings, self.embedder, self.chunker(), quote_extractor=extract_quotes)
+        embedder = self.embedder_for(self.settings.model, self._build_backend())
+        indexer = Indexer(self.settings, embedder, self.chunker(), quote_extractor=extract_quotes)
         return indexer.reindex(sources, full=full)
+
+    def _build_backend(self) -> str:
+        """The asked-for backend, else the existing index's (so an incremental reindex reuses
+        its vectors), else DEFAULT_BACKEND."""
+        if self.settings.backend:
+            return self.settings.backend
+        try:
+            return manifest_backend(read_manifest(self.settings.index_dir))
+        except IndexProblem:
+            return DEFAULT_BACKEND
 
     def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid",
                since: str | date | None = None, until: str | date | None = None,
@@ -108,15 +146,44 @@ class Pipeline:
 
     def ask(self, question: str, k: int = 8, as_of: str | date | None = None,
             since: str | date | None = None, until: str | date | None = None,
-            source: str | Sequence[str] | None = None, mode: SearchMode = "hybrid") -> Answer:
+            source: str | Sequence[str] | None = None, mode: SearchMode = "hybrid",
+            answerer: AnswererName = "extractive") -> Answer:
         """A short answer whose every sentence is cited, or an honest abstention.
 
         The question is asked as of ``as_of`` (default today): later articles are never used,
         and phrases such as "this week" or "in March 2023" narrow or boost by date.
         """
         hits, as_of_day = self.retrieve(question, k, as_of, since, until, source, mode)
+        return self.compose(question, hits, as_of_day, answerer)
+
+    def compose(self, question: str, hits: Sequence[Hit], as_of: date,
+                answerer: AnswererName = "extractive") -> Answer:
+        """The second half of ``ask``: the answer from passages ``retrieve`` returned.
+
+        ``answerer="llm"`` has the configured chat model write it, checked sentence by sentence
+        (``answer.sentences``); if the model fails, the answer is the extractive one, with a warning.
+        """
+        chosen = self._chosen(answerer)
         quotes = self.index().store.quotes_for(sorted({h.article.id for h in hits}))
-        return self.answerer().answer(question, hits, quotes, as_of=as_of_day.isoformat())
+        if chosen is not None:
+            return chosen.answer(question, hits, quotes, as_of=as_of.isoformat())
+        return self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat())
+
+    def compose_stream(self, question: str, hits: Sequence[Hit], as_of: date,
+                       answerer: AnswererName = "extractive") -> Iterator[str | Answer]:
+        """``compose`` as it happens: the chat model's text deltas (an unverified draft), then
+        the final Answer. The extractive answerer yields the Answer alone."""
+        chosen = self._chosen(answerer)
+        quotes = self.index().store.quotes_for(sorted({h.article.id for h in hits}))
+        if chosen is not None:
+            yield from chosen.stream(question, hits, quotes, as_of=as_of.isoformat())
+        else:
+            yield self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat())
+
+    def _chosen(self, answerer: str) -> LLMAnswerer | None:
+        if answerer not in ANSWERERS:
+            raise BadSetting(f"answerer {answerer!r} is not one of {', '.join(ANSWERERS)}")
+        return self.llm_answerer() if answerer == "llm" else None
 
     def retrieve(self, question: str, k: int = 8, as_of: str | date | None = None,
                  since: str | date | None = None, until: str | date | None = None,
@@ -141,6 +208,20 @@ class Pipeline:
             self._answerer = ExtractiveAnswerer(self.embedder, terms)
         return self._answerer
 
+    def llm_answerer(self) -> LLMAnswerer:
+        """The chat-model answerer (raises AnswererError when no LLM is configured)."""
+        if self.llm is None:
+            raise AnswererError("no LLM is configured for the 'llm' answerer: pass --llm-base-url and "
+                                "--llm-model, or set RAG_LLM_BASE_URL and RAG_LLM_MODEL "
+                                "(library: Pipeline(..., llm=LLMConfig(base_url, model)))")
+        if self._llm_answerer is None:
+            from .llm import LLMAnswerer, LLMClient
+            from .verify import Verifier
+
+            self._llm_answerer = LLMAnswerer(LLMClient(self.llm), self.embedder, self.answerer(),
+                                             Verifier(self.embedder, terms))
+        return self._llm_answerer
+
     def article(self, article_id: str) -> Article | None:
         """The stored article, or None."""
         return self.index().store.article(article_id)
@@ -155,6 +236,7 @@ class Pipeline:
             "chunks": manifest["counts"]["chunks"],
             "model": manifest["model"]["name"],
             "dimension": manifest["model"]["dimension"],
+            "backend": manifest_backend(manifest),
             "index_kind": manifest["index"]["kind"],
             "built_at": manifest["built_at"],
             "sources": manifest["sources"],

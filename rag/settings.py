@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .embedding import BACKENDS, Backend
 from .errors import BadSetting
 
 IndexType = Literal["auto", "exact", "hnsw"]
@@ -35,10 +36,17 @@ class Settings:
     batch_size: int = 64
     progress: bool = False
     sources: tuple[str, ...] = field(default=())
+    # torch, onnx or onnx-int8. None means "the index's own" (DEFAULT_BACKEND for a new index),
+    # as with the model; searching with a backend whose vectors differ from the index's is refused.
+    backend: Backend | None = None
+    # Where the ONNX backends keep their exported models; None: ~/.cache/newsrag.
+    cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.index_type not in INDEX_TYPES:
             raise BadSetting(f"index type {self.index_type!r} is not one of {', '.join(INDEX_TYPES)}")
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise BadSetting(f"embedding backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         if not 16 <= self.chunk_tokens <= 512:
             raise BadSetting(f"chunk_tokens={self.chunk_tokens} is outside 16-512: pick e.g. 200")
         if not 0 <= self.overlap_sentences <= 5:

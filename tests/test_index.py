@@ -30,7 +30,7 @@ def test_reindex_writes_a_manifest_that_describes_the_build(built):
     assert isinstance(manifest.pop("built_at"), str) and isinstance(manifest.pop("build_seconds"), float)
     assert manifest == {
         "format_version": 1,
-        "model": {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384},
+        "model": {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384, "backend": "torch"},
         "chunking": {"max_tokens": 200, "overlap_sentences": 1, "model_max_tokens": 256,
                      "title_max_tokens": 32, "splitter": "rag.sentences/1", "title_in_embedding": True},
         "index": {"kind": "exact", "ann_threshold": 200_000},

@@ -1,0 +1,195 @@
+"""Embedding backends: torch, ONNX and int8 ONNX give the same kind of vectors, from a cache the
+project owns, and an index never mixes vectors that differ."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import BadSetting, IndexMismatch, Pipeline, Settings
+from rag.cli import main
+from rag.embedding import (DEFAULT_MODEL, SentenceTransformerEmbedder, export_onnx, interchangeable,
+                           onnx_cache_folder, resolve_model_path)
+
+from conftest import write_corpus
+
+NEWS = [
+    "North Korea has sent more than a million artillery shells to Russia for its war in Ukraine.",
+    "The Federal Reserve raised its benchmark interest rate by three-quarters of a point on Wednesday.",
+    "Abbott has restarted production at its Sturgis, Michigan, baby formula plant.",
+    "Hong Kong has been ranked the world's most expensive city for expatriates for the third year in a row.",
+    "The town council voted 7-2 on Tuesday night to build protected cycle lanes along Main Street.",
+    "What did Blinken say about China?",
+    "Fed rate hike",
+]
+# Measured on these sentences: onnx 0.99999+ everywhere; int8 0.98 to 0.995 (0.993 mean over
+# 2,000 news chunks, see BENCHMARKS.md).
+ONNX_MIN_COSINE = 0.9999
+INT8_MIN_COSINE = 0.97
+INT8_MEAN_COSINE = 0.985
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    """A cache folder with both ONNX exports, made once per session."""
+    package = Path(resolve_model_path(None))
+    before = _files(package)
+    cache = tmp_path_factory.mktemp("cache")
+    export_onnx(None, "onnx-int8", cache)
+    assert _files(package) == before  # nothing is ever written next to the packaged weights
+    return cache
+
+
+@pytest.fixture(scope="session")
+def backends(embedder, onnx_cache) -> dict[str, SentenceTransformerEmbedder]:
+    return {"torch": embedder,
+            "onnx": SentenceTransformerEmbedder(backend="onnx", cache_dir=onnx_cache),
+            "onnx-int8": SentenceTransformerEmbedder(backend="onnx-int8", cache_dir=onnx_cache)}
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
+def test_every_backend_gives_normalised_384_dimensional_vectors(backends, backend):
+    model = backends[backend]
+    vectors = model.embed_batch(NEWS)
+    assert (model.name, model.backend, model.dimension, model.max_tokens) == (DEFAULT_MODEL, backend, 384, 256)
+    assert vectors.shape == (len(NEWS), 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_vectors_equal_torch_and_int8_ones_are_close(backends):
+    reference = backends["torch"].embed_batch(NEWS)
+    onnx = (backends["onnx"].embed_batch(NEWS) * reference).sum(axis=1)
+    int8 = (backends["onnx-int8"].embed_batch(NEWS) * reference).sum(axis=1)
+    assert onnx.min() >= ONNX_MIN_COSINE, onnx
+    assert int8.min() >= INT8_MIN_COSINE and int8.mean() >= INT8_MEAN_COSINE, int8
+
+
+def test_batching_changes_onnx_vectors_not_at_all_and_int8_ones_a_little(backends):
+    def alone_and_batched(model):
+        return np.stack([model.embed_batch([text])[0] for text in NEWS]), model.embed_batch(NEWS)
+
+    alone, batched = alone_and_batched(backends["onnx"])
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+    # int8 activations are scaled per batch, so a text's vector depends a little on its batch.
+    alone, batched = alone_and_batched(backends["onnx-int8"])
+    assert (alone * batched).sum(axis=1).min() >= INT8_MIN_COSINE
+
+
+def test_the_cache_is_reused_not_exported_again(onnx_cache, backends):
+    folder = onnx_cache_folder(None, onnx_cache)
+    assert folder == onnx_cache / "onnx" / "all-MiniLM-L6-v2"
+    before = _files(folder)
+    assert {"model.onnx", "model-int8.onnx", "export.json"} <= set(before)
+    fresh = SentenceTransformerEmbedder(backend="onnx-int8", cache_dir=onnx_cache)
+    np.testing.assert_allclose(fresh.embed_batch(NEWS[:2]), backends["onnx-int8"].embed_batch(NEWS[:2]), atol=1e-6)
+    assert export_onnx(None, "onnx", onnx_cache) == folder / "model.onnx"
+    assert _files(folder) == before
+
+
+def test_a_half_written_cache_is_not_trusted(tmp_path, backends):
+    folder = onnx_cache_folder(None, tmp_path)
+    folder.mkdir(parents=True)
+    # What a crash mid-export leaves: a truncated model, no export.json, a temporary file.
+    (folder / "model.onnx").write_bytes(b"\x08\x07truncated")
+    (folder / "model.onnx.tmp-123-abcdef").write_bytes(b"partial")
+    model = SentenceTransformerEmbedder(backend="onnx", cache_dir=tmp_path)
+    np.testing.assert_allclose(model.embed_batch(NEWS[:1]), backends["onnx"].embed_batch(NEWS[:1]), atol=1e-6)
+    assert sorted(_files(folder)) == [".lock", "export.json", "model.onnx"]
+
+
+def test_the_manifest_records_the_backend_and_search_uses_it(tmp_path, backends, onnx_cache):
+    corpus = write_corpus(tmp_path / "news")
+    settings = Settings(index_dir=tmp_path / "index", backend="onnx-int8", cache_dir=onnx_cache)
+    Pipeline(settings, embedder=backends["onnx-int8"]).reindex([corpus])
+    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    assert manifest["model"] == {"name": DEFAULT_MODEL, "dimension": 384, "backend": "onnx-int8"}
+
+    searcher = Pipeline(Settings(index_dir=tmp_path / "index", cache_dir=onnx_cache))
+    hits = searcher.search("North Korea artillery shells for Russia", k=1)
+    assert searcher.embedder.backend == "onnx-int8"  # type: ignore[attr-defined]
+    assert hits[0].article.title == "North Korea sent Russia a million artillery shells, Seoul says"
+    assert searcher.info()["backend"] == "onnx-int8"
+
+
+def test_searching_with_a_backend_whose_vectors_differ_is_refused(tmp_path, backends, onnx_cache):
+    corpus = write_corpus(tmp_path / "news")
+    index_dir = tmp_path / "index"
+    Pipeline(Settings(index_dir=index_dir, backend="onnx-int8"), embedder=backends["onnx-int8"]).reindex([corpus])
+    with pytest.raises(IndexMismatch) as err:
+        Pipeline(Settings(index_dir=index_dir, backend="torch")).search("Fed rates")
+    assert str(err.value) == (
+        f"index in {index_dir} was built with the 'onnx-int8' embedding backend, whose vectors do not mix "
+        f"with 'torch' ones: rebuild it with 'rag reindex --full --backend torch --index {index_dir}', "
+        "or search with --backend onnx-int8 (or leave --backend unset)"
+    )
+
+
+def test_onnx_reuses_torch_vectors_but_int8_embeds_afresh(tmp_path, backends, onnx_cache):
+    corpus = write_corpus(tmp_path / "news")
+    index_dir = tmp_path / "index"
+
+    def reindex(backend: str):
+        settings = Settings(index_dir=index_dir, backend=backend, cache_dir=onnx_cache)  # type: ignore[arg-type]
+        return Pipeline(settings, embedder=backends[backend]).reindex([corpus])
+
+    first = reindex("torch")
+    onnx = reindex("onnx")
+    assert (onnx.embedded, onnx.reused) == (0, first.chunks)
+    int8 = reindex("onnx-int8")
+    assert (int8.embedded, int8.reused) == (first.chunks, 0)
+    back = reindex("torch")
+    assert (back.embedded, back.reused) == (first.chunks, 0)
+
+
+def test_an_index_from_before_backends_counts_as_torch(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "news")
+    index_dir = tmp_path / "index"
+    Pipeline(Settings(index_dir=index_dir), embedder=embedder).reindex([corpus])
+    path = index_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["model"]["backend"]
+    path.write_text(json.dumps(manifest))
+    pipeline = Pipeline(Settings(index_dir=index_dir), embedder=embedder)
+    assert pipeline.info()["backend"] == "torch"
+    summary = pipeline.reindex()
+    assert (summary.embedded, summary.reused) == (0, summary.chunks)
+
+
+def test_cli_reindex_backend_and_refused_search(tmp_path, onnx_cache, capsys):
+    corpus = write_corpus(tmp_path / "news")
+    index = str(tmp_path / "index")
+    env = {**os.environ, "RAG_CACHE_DIR": str(onnx_cache)}
+    done = subprocess.run([sys.executable, "-m", "rag.cli", "reindex", str(corpus), "--index", index,
+                           "--backend", "onnx-int8", "--quiet"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"indexed 6 articles into {index}: 6 added")
+    assert json.loads(Path(index, "manifest.json").read_text())["model"]["backend"] == "onnx-int8"
+
+    assert main(["search", "Fed rates", "--index", index, "--backend", "torch"]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"error: index in {index} was built with the 'onnx-int8' embedding backend, whose vectors do not mix")
+
+
+def test_a_bad_backend_is_named(monkeypatch, tmp_path, capsys):
+    with pytest.raises(BadSetting) as err:
+        Settings(backend="tensorflow")  # type: ignore[arg-type]
+    assert str(err.value) == "embedding backend 'tensorflow' is not one of torch, onnx, onnx-int8"
+    monkeypatch.setenv("RAG_BACKEND", "int8")
+    assert main(["search", "q", "--index", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == "error: RAG_BACKEND='int8' is not one of torch, onnx, onnx-int8\n"
+
+
+def test_only_float32_backends_share_an_index():
+    assert interchangeable("torch", "onnx") and interchangeable("onnx", "torch")
+    assert not interchangeable("torch", "onnx-int8") and not interchangeable("onnx", "onnx-int8")
