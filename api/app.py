@@ -1,0 +1,299 @@
+"""The HTTP API: a thin shell that builds one Pipeline at start-up and calls it per route.
+
+>>> from api import ApiSettings, create_app
+>>> app = create_app(ApiSettings())   # loads nothing until the server starts (lifespan)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, Security
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
+
+from rag import __version__
+from rag.errors import IndexProblem
+from rag.export import answer_to_dict, article_to_dict, hit_to_dict
+from rag.models import Answer, Hit
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+
+from . import errors
+from .jobs import JobRunning, ReindexJobs
+from .schemas import (SSE_EXAMPLE, ArticleOut, AskRequest, AskResponse, ErrorOut, Health, JobOut, Passage,
+                      SearchQuery)
+from .settings import ApiSettings
+
+log = logging.getLogger("api")
+T = TypeVar("T")
+COMPOSE_SLOTS = 2
+
+DESCRIPTION = """Ask questions of the news and get answers whose every citation points at the exact
+words of a stored article (`GET /articles/{id}`, `text[start:end]`).
+
+`/reindex` needs the `X-API-Key` header when the server has an API key (`RAG_API_KEY`)."""
+
+
+# -- dependencies ---------------------------------------------------------------------------
+def get_pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> ApiSettings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
+                        description="the server's API key (RAG_API_KEY)")
+
+
+def require_key(settings: SettingsDep, key: Annotated[str | None, Security(_api_key)]) -> None:
+    """401 without the key, 403 with a wrong one; open when no key is configured."""
+    if settings.api_key is None:
+        return
+    if not key:
+        raise HTTPException(401, "missing API key: send it in the X-API-Key header")
+    if not secrets.compare_digest(key.encode(), settings.api_key.encode()):
+        raise HTTPException(403, "wrong API key: check the X-API-Key header")
+
+
+def require_key_for_reads(settings: SettingsDep, key: Annotated[str | None, Security(_api_key)]) -> None:
+    if settings.protect_reads:
+        require_key(settings, key)
+
+
+# -- lifespan ---------------------------------------------------------------------------------
+def load(pipeline: Pipeline) -> None:
+    """Open the index (if there is one) and load and warm the embedder, once, at start-up."""
+    try:
+        pipeline.index()
+    except IndexProblem as exc:  # the server still starts: /health says why, /search answers 503
+        log.warning("serving without an index: %s", exc)
+    pipeline.embedder.embed_batch(["warm up"])
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if app.state.pipeline is None:
+        settings: ApiSettings = app.state.settings
+        pipeline = Pipeline(Settings(index_dir=settings.index_dir, model=settings.model,
+                                     backend=settings.backend, cache_dir=settings.cache_dir),  # type: ignore[arg-type]
+                            llm=settings.llm)
+        await run_in_threadpool(load, pipeline)
+        app.state.pipeline = pipeline
+    # /health gets threads of its own, so it answers while every worker thread is busy answering.
+    app.state.health_limiter = anyio.CapacityLimiter(2)
+    # Composing an answer embeds every sentence of its passages, seconds of CPU on a small
+    # machine; more of them at once would only queue on the embedder and starve /search.
+    app.state.compose_limiter = anyio.CapacityLimiter(COMPOSE_SLOTS)
+    yield
+
+
+# -- routes -----------------------------------------------------------------------------------
+probe = APIRouter()  # always open, for load balancers and uptime checks
+reads = APIRouter(dependencies=[Depends(require_key_for_reads)])
+answers = APIRouter(dependencies=[Depends(require_key_for_reads)])
+admin = APIRouter(dependencies=[Depends(require_key)])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorOut, "description": "invalid input; `detail` names the field and what it allows"},
+    503: {"model": ErrorOut, "description": "no index, or a damaged or mismatched one"},
+}
+
+
+@probe.get("/health", response_model=Health, summary="is an index loaded, and what is in it")
+async def health(request: Request, pipeline: PipelineDep, settings: SettingsDep) -> dict[str, Any]:
+    base = {"version": __version__, "retrieval_only": settings.retrieval_only}
+    try:
+        info = await anyio.to_thread.run_sync(pipeline.info, limiter=request.app.state.health_limiter)
+    except IndexProblem as exc:
+        return {**base, "status": "no index", "index_loaded": False, "articles": None, "chunks": None,
+                "model": None, "built_at": None, "problem": str(exc)}
+    return {**base, "status": "ok", "index_loaded": True, "articles": info["articles"],
+            "chunks": info["chunks"], "model": info["model"], "built_at": info["built_at"], "problem": None}
+
+
+@reads.get("/search", response_model=list[Passage], responses=ERRORS,
+           summary="retrieval only: ranked passages, as `rag search --json`")
+async def search(params: Annotated[SearchQuery, Query()], pipeline: PipelineDep) -> list[dict[str, Any]]:
+    hits = await run_in_threadpool(pipeline.search, params.q, k=params.k, mode=params.mode,
+                                   since=params.since, until=params.until, source=_sources(params.source))
+    return [hit_to_dict(h) for h in hits]
+
+
+@reads.get("/articles/{article_id:path}", response_model=ArticleOut,
+           responses={404: {"model": ErrorOut, "description": "no such article"}, **ERRORS},
+           summary="a stored article: citation offsets point into its text")
+async def article(article_id: Annotated[str, PathParam(examples=["cbccaf622a61dd328"])],
+                  pipeline: PipelineDep) -> dict[str, Any]:
+    found = await run_in_threadpool(pipeline.article, article_id)
+    if found is None:
+        raise HTTPException(404, f"no article {article_id!r} in the index: ids come from /search or /ask")
+    return article_to_dict(found)
+
+
+@answers.post("/ask", response_model=AskResponse, responses={
+    200: {"content": {"text/event-stream": {"example": SSE_EXAMPLE}},
+          "description": 'the answer; with `"stream": true`, server-sent events'}, **ERRORS},
+    summary="a short answer with every sentence cited, as `rag ask --json` plus timings")
+async def ask(body: AskRequest, request: Request, pipeline: PipelineDep) -> Any:
+    (hits, as_of), retrieve_ms = await run_in_threadpool(
+        _timed, pipeline.retrieve, body.question, body.k, body.as_of, body.since, body.until,
+        _sources(body.source), body.mode)
+    if body.answerer == "llm":
+        pipeline.llm_answerer()  # no LLM configured: 400 now, before any event is sent
+    compose = partial(anyio.to_thread.run_sync, _timed, pipeline.compose, body.question, hits, as_of,
+                      body.answerer, limiter=request.app.state.compose_limiter)
+    if body.stream and body.answerer == "llm":
+        tokens = pipeline.compose_stream(body.question, hits, as_of, "llm")
+        events = _llm_events(tokens, request.app.state.compose_limiter, hits, retrieve_ms,
+                             errors.request_id(request))
+        return StreamingResponse(events, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    if body.stream:
+        events = _answer_events(compose, hits, retrieve_ms, errors.request_id(request))
+        return StreamingResponse(events, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    answer, compose_ms = await compose()
+    return {**answer_to_dict(answer), "timings": {"retrieve_ms": retrieve_ms, "compose_ms": compose_ms}}
+
+
+async def _answer_events(compose: Callable[[], Awaitable[tuple[Answer, float]]], hits: list[Hit],
+                         retrieve_ms: float, rid: str) -> AsyncIterator[str]:
+    yield _event("passages", [hit_to_dict(h) for h in hits])
+    try:
+        answer, compose_ms = await compose()
+    except Exception as exc:  # the 200 is already sent: report in-band, translated the usual way
+        status, body = errors.translate(exc, rid, "POST /ask (streaming)")
+        yield _event("error", {**body, "status": status})
+        return
+    timings = {"retrieve_ms": retrieve_ms, "compose_ms": compose_ms}
+    data = answer_to_dict(answer)
+    yield _event("answer", {"text": data["answer"]})
+    yield _event("citations", data["citations"])
+    yield _event("done", {"question": data["question"], "abstained": data["abstained"], "as_of": data["as_of"],
+                          "warnings": data["warnings"], "timings": timings})
+
+
+async def _llm_events(stream: Iterator[str | Answer], limiter: anyio.CapacityLimiter, hits: list[Hit],
+                      retrieve_ms: float, rid: str) -> AsyncIterator[str]:
+    """The LLM's tokens as ``answer`` events with a ``delta`` (an unverified draft), then the
+    verified answer, its citations, what verification did to each sentence, and done."""
+    yield _event("passages", [hit_to_dict(h) for h in hits])
+    started = time.perf_counter()
+    answer: Answer | None = None
+    try:
+        while (item := await anyio.to_thread.run_sync(next, stream, None, limiter=limiter)) is not None:
+            if isinstance(item, str):
+                yield _event("answer", {"delta": item})
+            else:
+                answer = item
+    except Exception as exc:  # the 200 is already sent: report in-band, translated the usual way
+        status, body = errors.translate(exc, rid, "POST /ask (streaming, llm)")
+        yield _event("error", {**body, "status": status})
+        return
+    assert answer is not None
+    timings = {"retrieve_ms": retrieve_ms, "compose_ms": round((time.perf_counter() - started) * 1000, 1)}
+    data = answer_to_dict(answer)
+    yield _event("answer", {"text": data["answer"]})
+    yield _event("citations", data["citations"])
+    yield _event("sentences", {"answerer": data["answerer"], "sentences": data["sentences"]})
+    yield _event("done", {"question": data["question"], "abstained": data["abstained"], "as_of": data["as_of"],
+                          "warnings": data["warnings"], "timings": timings})
+
+
+ask_off = APIRouter()
+
+
+@ask_off.post("/ask", include_in_schema=False)
+async def ask_disabled() -> None:
+    raise HTTPException(404, "this server is retrieval-only: /ask is off; use GET /search?q=... for passages")
+
+
+@admin.post("/reindex", status_code=202, response_model=JobOut,
+            responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
+                       409: {"model": ErrorOut, "description": "a reindex is already running"}},
+            summary="rebuild from the configured sources in the background")
+async def reindex(request: Request, response: Response, pipeline: PipelineDep,
+                  settings: SettingsDep) -> dict[str, Any]:
+    jobs: ReindexJobs = request.app.state.jobs
+    try:
+        job = jobs.start(pipeline, settings.sources)
+    except JobRunning as running:
+        raise HTTPException(409, f"reindex {running} is still running: poll GET /reindex/{running}") from None
+    response.headers["Location"] = f"/reindex/{job.id}"
+    return job.public()
+
+
+@admin.get("/reindex/{job_id}", response_model=JobOut,
+           responses={404: {"model": ErrorOut, "description": "no such job"}},
+           summary="progress and, when done, the summary of a reindex")
+async def reindex_job(job_id: Annotated[str, PathParam(examples=["3f2a9c1e"])], request: Request) -> dict[str, Any]:
+    job = request.app.state.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no reindex job {job_id!r}: POST /reindex returns the id")
+    return job.public()  # type: ignore[no-any-return]
+
+
+# -- the web page ---------------------------------------------------------------------------
+STATIC = Path(__file__).parent / "static"
+# The page loads nothing but its own files and talks only to this server.
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+@probe.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_CSP})
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _sources(source: str | Sequence[str] | None) -> str | None:
+    if source is None or isinstance(source, str):
+        return source
+    return ",".join(source)
+
+
+def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """``fn(*args)`` and the milliseconds it ran (in its worker thread, not queued for one)."""
+    started = time.perf_counter()
+    result = fn(*args)
+    return result, round((time.perf_counter() - started) * 1000, 1)
+
+
+def _event(name: str, data: Any) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+# -- the app ----------------------------------------------------------------------------------
+def create_app(settings: ApiSettings, pipeline: Pipeline | None = None) -> FastAPI:
+    """The FastAPI app. Pass ``pipeline`` to serve an already-loaded one (tests do)."""
+    app = FastAPI(title="newsrag", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.pipeline = pipeline
+    app.state.jobs = ReindexJobs()
+    app.include_router(probe)
+    app.include_router(reads)
+    app.include_router(ask_off if settings.retrieval_only else answers)
+    app.include_router(admin)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["Content-Type", "X-API-Key"],
+                           expose_headers=[errors.REQUEST_ID])
+    errors.install(app, settings.max_body_bytes)
+    return app

@@ -1,0 +1,35 @@
+"""Running the app under uvicorn, as ``rag serve`` does."""
+
+from __future__ import annotations
+
+import copy
+import sys
+
+import uvicorn
+
+from .app import create_app
+from .settings import ApiSettings
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000) -> int:
+    """Print the URL and a curl example, then serve until interrupted.
+
+    >>> # serve(ApiSettings(index_dir=Path("index")))   # blocks
+    """
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    print(f"serving on {url} (API docs: {url}/docs)")
+    if settings.retrieval_only:
+        print(f"try: curl -s '{url}/search?q=What+did+Blinken+say+about+China%3F&k=3'")
+    else:
+        print(f"try: curl -s {url}/ask -H 'Content-Type: application/json' "
+              """-d '{"question": "What did Blinken say about China?"}'""")
+    if host not in LOOPBACK and not settings.api_key:
+        print(f"warning: listening on {host} with no RAG_API_KEY: anyone who can reach it can reindex",
+              file=sys.stderr)
+    sys.stdout.flush()
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["api"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config)
+    return 0

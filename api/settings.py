@@ -1,0 +1,114 @@
+"""How the HTTP API is configured: one frozen dataclass, read from ``RAG_`` variables by the shell.
+
+>>> ApiSettings().index_dir
+PosixPath('index')
+>>> ApiSettings.from_env({"RAG_RETRIEVAL_ONLY": "yes"}).retrieval_only
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from rag.embedding import BACKENDS
+from rag.errors import BadSetting
+from rag.llm import LLMConfig, llm_config_from_env
+
+PREFIX = "RAG_"
+MAX_BODY_BYTES = 64 * 1024
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything ``create_app`` needs; the library's own settings are built from it."""
+
+    index_dir: Path = Path("index")
+    # None: the model the index was built with (or the packaged one when there is no index).
+    model: str | None = None
+    # Serve /search, /health and /articles only; /ask answers 404 and nothing for answering loads.
+    retrieval_only: bool = False
+    # When set, POST /reindex needs it in the X-API-Key header (and the read endpoints too
+    # when ``protect_reads``).
+    api_key: str | None = None
+    protect_reads: bool = False
+    # Origins allowed by CORS; empty means CORS is off.
+    cors_origins: tuple[str, ...] = ()
+    # What POST /reindex rebuilds from; empty means the sources recorded in the index manifest.
+    sources: tuple[str, ...] = field(default=())
+    max_body_bytes: int = MAX_BODY_BYTES
+    # Embedding backend (torch, onnx, onnx-int8); None: the index's own. ONNX files are cached
+    # in ``cache_dir`` (None: ~/.cache/newsrag).
+    backend: str | None = None
+    cache_dir: Path | None = None
+    # The chat model behind ``"answerer": "llm"`` on POST /ask; None: that answerer answers 400.
+    llm: LLMConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.protect_reads and not self.api_key:
+            raise BadSetting(f"{PREFIX}PROTECT_READS is on but {PREFIX}API_KEY is not set: set a key "
+                             "or turn PROTECT_READS off")
+        if self.api_key is not None and not self.api_key.strip():
+            raise BadSetting(f"{PREFIX}API_KEY is empty: set a non-empty key or unset it")
+
+    def replace(self, **changes: object) -> ApiSettings:
+        """A copy with ``changes`` applied (and checked again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ApiSettings:
+        """Read ``RAG_INDEX``, ``RAG_MODEL``, ``RAG_RETRIEVAL_ONLY``, ``RAG_API_KEY``,
+        ``RAG_PROTECT_READS``, ``RAG_CORS_ORIGINS`` and ``RAG_SOURCES`` (comma lists for the last two),
+        ``RAG_BACKEND`` and ``RAG_CACHE_DIR``, and the LLM answerer's ``RAG_LLM_*`` (see rag.llm).
+
+        A bad value raises BadSetting naming the variable and what it expects.
+        """
+        def get(name: str) -> str | None:
+            value = environ.get(PREFIX + name)
+            return value.strip() if value is not None else None
+
+        return cls(
+            index_dir=Path(get("INDEX") or "index"),
+            model=get("MODEL") or None,
+            retrieval_only=_flag(get("RETRIEVAL_ONLY"), "RETRIEVAL_ONLY"),
+            api_key=get("API_KEY") or None,
+            protect_reads=_flag(get("PROTECT_READS"), "PROTECT_READS"),
+            cors_origins=_origins(get("CORS_ORIGINS")),
+            sources=_list(get("SOURCES")),
+            backend=_backend(get("BACKEND")),
+            cache_dir=Path(cache) if (cache := get("CACHE_DIR")) else None,
+            llm=llm_config_from_env(environ, prefix=PREFIX),
+        )
+
+
+def _backend(value: str | None) -> str | None:
+    if not value:
+        return None
+    if value not in BACKENDS:
+        raise BadSetting(f"{PREFIX}BACKEND={value!r} is not one of {', '.join(BACKENDS)}")
+    return value
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value.lower() in _FALSE:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    raise BadSetting(f"{PREFIX}{name}={value!r} is not a yes/no value: use 1/0, true/false, yes/no or on/off")
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _origins(value: str | None) -> tuple[str, ...]:
+    origins = _list(value)
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise BadSetting(f"{PREFIX}CORS_ORIGINS has {origin!r}: list origins such as "
+                             "https://example.org (comma-separated), or *")
+    return origins
