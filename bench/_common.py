@@ -16,6 +16,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CACHE = ROOT / "bench-out"  # git-ignored scratch space (cached vectors, built indexes)
+ISSUE2 = CACHE / "issue2"  # what search_latency, ann_recall and reindex_throughput keep
 BBC = Path("/work/shared/datasets/bbc-news/articles.jsonl.gz")
 RTQA_QUESTIONS = Path("/work/shared/datasets/realtimeqa-2022/questions.jsonl")
 
@@ -106,15 +107,20 @@ def table(rows: list[list[Any]], header: list[str]) -> None:
 
 
 class Timer:
+    """Wall seconds, and this process's CPU seconds (user + system, all threads)."""
+
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
 
     def __enter__(self) -> "Timer":
         self._t = time.perf_counter()
+        self._c = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self._t
+        self.cpu_seconds = time.process_time() - self._c
 
 
 def log(msg: str) -> None:

@@ -1,0 +1,62 @@
+"""Compare extractive answerer settings on RealTime QA (same retrieval for every variant).
+
+    .venv/bin/python bench/answer_sweep.py --index /work/bench/rtqa --limit 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from rag import Pipeline, Settings
+from rag.answer import AnswerSettings, ExtractiveAnswerer
+from rag.evaluate import contains, read_questions
+from rag.keyword import terms
+
+VARIANTS = {
+    "default": {},
+    "keep_all_3": {"keep_ratio": 0.0},
+    "keep_0.8": {"keep_ratio": 0.8},
+    "no_cues": {"cue_bonus": 0.0},
+    "max_5": {"max_sentences": 5, "keep_ratio": 0.0},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--index", required=True)
+    ap.add_argument("--questions", default="../shared/datasets/realtimeqa-2022/questions.jsonl")
+    ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--out", default="bench/results/answer_sweep.json")
+    args = ap.parse_args()
+    pipeline = Pipeline(Settings(index_dir=Path(args.index)))
+    questions, _ = read_questions(args.questions)
+    questions = questions[: args.limit]
+    prepared = []
+    for q in questions:
+        hits, _ = pipeline.retrieve(q.question, k=8, as_of=q.date)
+        quotes = pipeline.index().store.quotes_for(sorted({h.article.id for h in hits}))
+        prepared.append((q, hits, quotes))
+    results = {}
+    for name, overrides in VARIANTS.items():
+        answerer = ExtractiveAnswerer(pipeline.embedder, terms, replace(AnswerSettings(), **overrides))
+        correct = strict = abstained = sentences = 0
+        for q, hits, quotes in prepared:
+            a = answerer.answer(q.question, hits, quotes, as_of=q.date)
+            ok = contains(a.text, q.answer)
+            correct += ok
+            others = [c for c in q.choices if c.casefold() != q.answer.casefold()]
+            strict += ok and not any(contains(a.text, c) for c in others)
+            abstained += a.abstained
+            sentences += a.text.count("] ") + (0 if a.abstained else 1)
+        n = len(prepared)
+        results[name] = {"accuracy": round(correct / n, 3), "strict": round(strict / n, 3),
+                         "abstained": round(abstained / n, 3), "sentences_per_answer": round(sentences / n, 2)}
+        print(name, results[name], flush=True)
+    Path(args.out).write_text(json.dumps({"questions": len(prepared), "variants": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
