@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-answers", action="store_true", help="retrieval metrics only")
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--json", metavar="FILE", help="also write the report (with misses) as JSON")
+    p.add_argument("--answerer", choices=("extractive", "llm"), default="extractive",
+                   help="which answerer to measure (default extractive)")
+    _llm_options(p)
 
     p = sub.add_parser("serve", help="serve the HTTP API (search, ask, articles, reindex)")
     common(p)
@@ -210,13 +213,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if bad or not modes or not ks or ks[0] < 1:
         print(f"error: --mode takes {','.join(SEARCH_MODES)} and --k positive integers, e.g. 1,5,10", file=sys.stderr)
         return 2
-    pipeline = Pipeline(_settings(args))
+    wants_llm = args.answerer == "llm" and not args.no_answers
+    pipeline = Pipeline(_settings(args), llm=_llm_config(args) if wants_llm else None)
+    if wants_llm:  # no LLM configured: say so before any question is asked
+        pipeline.index()  # first, so the LLM answerer shares the index's embedder
+        pipeline.llm_answerer()
     questions, problems = read_questions(args.questions)
     for problem in problems:
         print(f"skipped {problem.origin}: {problem.reason}", file=sys.stderr)
     questions = questions[: args.limit] if args.limit else questions
     report = evaluate(pipeline, questions, modes, ks, answer_k=args.answer_k,
-                      answers=not args.no_answers, progress=sys.stderr.isatty())
+                      answers=not args.no_answers, progress=sys.stderr.isatty(), answerer=args.answerer)
     print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -236,7 +243,8 @@ def format_report(report: dict[str, Any]) -> str:
             fmt(m["mrr"]), fmt(m["accuracy"]), fmt(m["strict_accuracy"]), fmt(m["abstention_rate"]),
             fmt(m["citation_validity"]), lat("retrieve"), lat("answer")])
     widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
-    lines = [f"{report['questions']} questions"]
+    by = f", answers by {report['answerer']}" if report.get("answerer") else ""
+    lines = [f"{report['questions']} questions{by}"]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows]
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import date
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -40,11 +41,14 @@ class ModeReport:
     citation_validity: float | None
     latency_ms: dict[str, dict[str, float]]
     misses: list[dict[str, Any]] = field(default_factory=list)
+    # Share of answers each answerer wrote ({"extractive": 1.0} unless the LLM answerer ran).
+    answered_by: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"recall_at": self.recall_at, "mrr": self.mrr, "accuracy": self.accuracy,
                 "strict_accuracy": self.strict_accuracy, "abstention_rate": self.abstention_rate,
-                "citation_validity": self.citation_validity, "latency_ms": self.latency_ms}
+                "citation_validity": self.citation_validity, "latency_ms": self.latency_ms,
+                "answered_by": self.answered_by}
 
 
 def read_questions(path: str | Path) -> tuple[list[Question], list[Problem]]:
@@ -100,6 +104,7 @@ def evaluate_mode(questions: Sequence[Question], ks: Sequence[int],
     valid = cited = 0
     timings: dict[str, list[float]] = {"retrieve": [], "answer": []}
     misses: list[dict[str, Any]] = []
+    writers: dict[str, int] = {}
     if questions:  # load models and indexes outside the timed loop
         warm = retrieve(questions[0], depth)
         if answer is not None:
@@ -116,6 +121,7 @@ def evaluate_mode(questions: Sequence[Question], ks: Sequence[int],
         result = answer(q, hits[:answer_k])
         timings["answer"].append((time.perf_counter() - t0) * 1000)
         abstained += result.abstained
+        writers[result.answerer] = writers.get(result.answerer, 0) + 1
         hit_gold = contains(result.text, q.answer)
         correct += hit_gold
         others = [c for c in q.choices if c.casefold() != q.answer.casefold()]
@@ -134,7 +140,8 @@ def evaluate_mode(questions: Sequence[Question], ks: Sequence[int],
     if answer is None:
         return ModeReport(recall, mrr, None, None, None, None, latency)
     return ModeReport(recall, mrr, round(correct / n, 4), round(strict / n, 4), round(abstained / n, 4),
-                      round(valid / cited, 4) if cited else 1.0, latency, misses)
+                      round(valid / cited, 4) if cited else 1.0, latency, misses,
+                      {w: round(c / n, 4) for w, c in sorted(writers.items())})
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -144,8 +151,12 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def evaluate(pipeline: Any, questions: Sequence[Question], modes: Sequence[str] = ("hybrid",),
              ks: Sequence[int] = (1, 5, 10, 20), answer_k: int = 8, answers: bool = True,
-             progress: bool = False) -> dict[str, Any]:
-    """The report ``rag eval`` prints: ``{"questions": N, "modes": {MODE: {...}}}``."""
+             progress: bool = False, answerer: str = "extractive") -> dict[str, Any]:
+    """The report ``rag eval`` prints: ``{"questions": N, "answerer", "modes": {MODE: {...}}}``.
+
+    ``answerer="llm"`` needs the pipeline's LLM configured; a question the model fails on is
+    answered extractively (as ``ask`` does); ``answered_by`` gives the share each answerer wrote.
+    """
     from tqdm import tqdm
 
     reports: dict[str, ModeReport] = {}
@@ -154,10 +165,10 @@ def evaluate(pipeline: Any, questions: Sequence[Question], modes: Sequence[str] 
             return pipeline.retrieve(q.question, k=k, as_of=q.date, mode=mode)[0]
 
         def answer(q: Question, hits: list[Hit]) -> Answer:
-            quotes = pipeline.index().store.quotes_for(sorted({h.article.id for h in hits}))
-            return pipeline.answerer().answer(q.question, hits, quotes, as_of=q.date)
+            return pipeline.compose(q.question, hits, parse_date(q.date, "date") or date.today(), answerer)
 
         bar = (lambda qs, mode=mode: tqdm(qs, desc=f"eval {mode}", unit="q", leave=False)) if progress else iter
         reports[mode] = evaluate_mode(questions, ks, retrieve, answer if answers else None, answer_k, bar)
-    return {"questions": len(questions), "modes": {m: r.to_dict() for m, r in reports.items()},
+    return {"questions": len(questions), "answerer": answerer if answers else None,
+            "modes": {m: r.to_dict() for m, r in reports.items()},
             "misses": {m: r.misses for m, r in reports.items()}}

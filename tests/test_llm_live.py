@@ -193,3 +193,20 @@ def test_rag_serve_streams_llm_tokens_then_the_verified_answer(built, llm_server
         assert pipeline.article(c["article_id"]).text[c["start"]:c["end"]] == c["quote"]
     if checked["answerer"] == "llm":
         assert all(c["supported"] for c in citations) and done["warnings"] == []
+
+
+def test_rag_eval_measures_the_llm_answerer(llm_pipeline, llm_server, tmp_path, capsys):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({
+        "id": "shells", "date": "2023-11-13", "question": "How many artillery shells did North Korea send to Russia?",
+        "choices": ["more than a million", "ten", "a thousand", "none"], "answer": "more than a million"}) + "\n")
+    report_file = tmp_path / "report.json"
+    assert main(["eval", str(questions), "--index", str(llm_pipeline.settings.index_dir), "--answerer", "llm",
+                 "--llm-base-url", llm_server.url, "--llm-model", llm_server.model, "--llm-max-tokens", "64",
+                 "--k", "1,5", "--json", str(report_file)]) == 0
+    assert capsys.readouterr().out.startswith("1 questions, answers by llm\n")
+    report = json.loads(report_file.read_text())
+    hybrid = report["modes"]["hybrid"]
+    assert (report["answerer"], hybrid["recall_at"], hybrid["citation_validity"]) == ("llm", {"1": 1.0, "5": 1.0}, 1.0)
+    # The tiny model may fail verification; then the question was answered extractively.
+    assert sum(hybrid["answered_by"].values()) == 1.0 and set(hybrid["answered_by"]) <= {"llm", "extractive"}
