@@ -44,6 +44,8 @@ _VECTOR_KIND = {"torch": "float32", "onnx": "float32", "onnx-int8": "int8"}
 # Bump when the export or quantisation recipe changes: older cache entries are then re-exported.
 _EXPORT_VERSION = 1
 _ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}
+# Batches this small (queries) are embedded on one thread.
+SINGLE_THREAD_TEXTS = 2
 
 
 class Embedder(Protocol):
@@ -330,10 +332,21 @@ class _TorchRuntime:
         self.tokenizer = self.model.tokenizer
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.model.encode(
-            texts, batch_size=max(1, len(texts)), normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        ), dtype=np.float32)
+        import torch
+
+        # A query or two runs on one thread: on a small shared machine a second intra-op thread
+        # only spins, and a query took 0.3-1.1 s with two threads against 21-24 ms with one
+        # (BENCHMARKS.md). Callers hold the embedder's lock, so no other encode sees the change.
+        threads = torch.get_num_threads()
+        if len(texts) <= SINGLE_THREAD_TEXTS:
+            torch.set_num_threads(1)
+        try:
+            return np.asarray(self.model.encode(
+                texts, batch_size=max(1, len(texts)), normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            ), dtype=np.float32)
+        finally:
+            torch.set_num_threads(threads)
 
 
 class _OnnxRuntime:
