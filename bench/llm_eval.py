@@ -6,7 +6,7 @@
 
 ``generate`` samples questions (a fixed shuffle of questions.jsonl, seed 0; ``--offset`` skips
 the first ones, which is how the calibration questions are kept apart from the measured ones),
-retrieves k=8 passages from the RealTime QA index (/work/bench/rtqa, built by ``rag reindex``)
+retrieves k=8 passages from the RealTime QA index (``--index``, built by ``rag reindex``)
 as of each question's date, and answers each question twice on the same passages: extractive,
 and LLM (streamed through ``Pipeline.compose_stream``, so the timing includes verification).
 Each question's draft, the model's text before verification, is appended to
@@ -48,7 +48,7 @@ from rag.pipeline import Pipeline  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.verify import VerifySettings, Verifier, echoes_question, evidence_for, parse_claims  # noqa: E402
 
-INDEX = Path("/work/bench/rtqa")
+INDEX = ROOT / "bench-out" / "rtqa" / "idx-f32"  # rag reindex realtimeqa articles.jsonl.gz --index ...
 OUT = ROOT / "bench-out" / "llm"  # git-ignored scratch space: drafts, samples to label
 DRAFTS = OUT / "drafts.jsonl"
 CHECK_SAMPLE = OUT / "check_sample.json"
@@ -89,7 +89,7 @@ def generate(args: argparse.Namespace) -> None:
         log(f"started SmolLM2 server at {base_url}")
     try:
         config = LLMConfig(base_url=base_url, model=args.model, timeout=120.0)
-        pipeline = Pipeline(Settings(index_dir=INDEX), llm=config)
+        pipeline = Pipeline(Settings(index_dir=args.index), llm=config)
         questions = sample(args.n, args.offset)
         done = read_drafts(args.drafts)
         args.drafts.parent.mkdir(parents=True, exist_ok=True)
@@ -172,11 +172,11 @@ def verify_all(pipeline: Pipeline, rows: list[dict[str, Any]], on_unsupported: s
 
 
 def report(args: argparse.Namespace) -> None:
-    pipeline = Pipeline(Settings(index_dir=INDEX), llm=LLMConfig("http://127.0.0.1:9", "unused"))
+    pipeline = Pipeline(Settings(index_dir=args.index), llm=LLMConfig("http://127.0.0.1:9", "unused"))
     wanted = {q.id for q in sample(args.n, args.offset)}
     rows = [r for r in read_drafts(args.drafts).values() if r["id"] in wanted]
     log(f"{len(rows)} drafts")
-    result: dict[str, Any] = {"questions": len(rows), "k": K, "index": str(INDEX),
+    result: dict[str, Any] = {"questions": len(rows), "k": K, "index": str(args.index),
                               "model": "SmolLM2-135M-Instruct Q4_1 (llama-cpp-python server, 1 thread)",
                               "verifier": asdict(VerifySettings()), "llm_config": asdict(pipeline.llm),
                               "environment": environment()}
@@ -265,7 +265,7 @@ def citation_precision(verified: list[dict[str, Any]]) -> dict[str, Any]:
 # -- calibrate -----------------------------------------------------------------------------------
 def candidates(args: argparse.Namespace) -> None:
     """Write, for each claim of the calibration drafts, its top passage sentences to label."""
-    pipeline = Pipeline(Settings(index_dir=INDEX))
+    pipeline = Pipeline(Settings(index_dir=args.index))
     verifier = Verifier(pipeline.embedder)
     wanted = {q.id for q in sample(args.n, args.offset)}
     rows = [r for r in read_drafts(args.drafts).values() if r["id"] in wanted]
@@ -327,6 +327,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("phase", choices=("generate", "report", "candidates", "calibrate"))
     parser.add_argument("--n", type=int, default=120, help="questions (default 120)")
+    parser.add_argument("--index", type=Path, default=INDEX, help=f"RealTime QA index (default {INDEX})")
     parser.add_argument("--offset", type=int, default=0, help="skip this many of the shuffled questions")
     parser.add_argument("--base-url", help="an already running OpenAI-compatible server")
     parser.add_argument("--model", default="smollm2")

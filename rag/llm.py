@@ -192,11 +192,13 @@ class LLMClient:
                 if payload == "[DONE]":
                     break
                 try:
-                    choice = json.loads(payload)["choices"][0]
-                except (ValueError, KeyError, IndexError, TypeError):
+                    delta = json.loads(payload)["choices"][0].get("delta") or {}
+                    delta = delta.get("content") or ""
+                    if not isinstance(delta, str):
+                        raise TypeError
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                     raise LLMUnavailable(f"{self._where()} sent an unreadable stream event "
                                          f"({_excerpt(payload)})") from None
-                delta = (choice.get("delta") or {}).get("content") or ""
                 if delta:
                     got_any = True
                     yield delta
@@ -392,6 +394,9 @@ class LLMAnswerer:
             if self.config.on_unsupported == "drop" or not claims:
                 return self._fall_back(question, hits, quotes, as_of, why, verdicts)
         text, citations, checks = _compose(verdicts, quotes, self.config.on_unsupported)
+        if not text:  # flag mode, and no passage sentence was close enough to flag against
+            return self._fall_back(question, hits, quotes, as_of,
+                                   "the LLM's answer had no sentence the passages support", verdicts)
         warnings = [] if any(v.supported for v in verdicts) else [
             "no sentence of the LLM's answer is supported by the passages: all are flagged"]
         return Answer(question, text, False, citations, list(hits), as_of, warnings, answerer="llm",

@@ -84,7 +84,9 @@ def launch(port: int | None = None, threads: int = 1, n_ctx: int = 4096) -> Serv
         raise ServerProblem(f"llama-cpp-python is not installed in {sys.prefix}: {SETUP_HINT}")
     model = gguf_path()
     port = port or free_port()
-    log = Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
+    fd, name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
+    os.close(fd)  # the server writes it; we only read it when something goes wrong
+    log = Path(name)
     # One thread and passive OpenMP waits: on a small shared machine, spinning worker threads
     # make llama.cpp several times slower, not faster (BENCHMARKS.md).
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}

@@ -122,3 +122,38 @@ def built(tmp_path_factory, embedder):
     pipeline = Pipeline(Settings(index_dir=root / "index"), embedder=embedder)
     summary = pipeline.reindex([corpus])
     return pipeline, summary, corpus
+
+
+def wait_until_serving(proc, url: str, timeout: float = 120):
+    """GET ``url``/health once the server in ``proc`` answers; fails (never hangs) if it dies or
+    does not answer within ``timeout`` seconds, with what it wrote to stderr."""
+    import subprocess
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(f"{url}/health", timeout=5)
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_server(proc)
+                try:
+                    _, err = proc.communicate(timeout=10)
+                except (subprocess.TimeoutExpired, ValueError):
+                    err = ""
+                pytest.fail(f"the server at {url} did not come up: {err}", pytrace=False)
+            time.sleep(0.2)
+
+
+def stop_server(proc) -> None:
+    """Terminate, then kill if it does not stop within 20 s."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

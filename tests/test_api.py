@@ -411,7 +411,9 @@ def test_health_answers_while_searches_are_still_running():
                     for _ in range(4)]
         for t in searches:
             t.start()
+        deadline = time.monotonic() + 30
         while fake.calls.count("search") < 4:
+            assert time.monotonic() < deadline, f"only {fake.calls.count('search')} of 4 searches started"
             time.sleep(0.01)
         started = time.perf_counter()
         assert c.get("/health").status_code == 200

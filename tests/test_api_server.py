@@ -24,6 +24,7 @@ from rag.export import answer_to_dict, hit_to_dict
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
+from conftest import stop_server, wait_until_serving
 from test_api import NO_INDEX, FakePipeline, sse
 
 QUESTION = "What did Blinken say about China?"
@@ -297,16 +298,8 @@ def test_rag_serve_prints_the_url_and_serves(built):
         url = f"http://127.0.0.1:{port}"
         assert lines == [f"serving on {url} (API docs: {url}/docs)",
                          f"try: curl -s '{url}/search?q=What+did+Blinken+say+about+China%3F&k=3'"]
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"{url}/health", timeout=5)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-                time.sleep(0.2)
+        health = wait_until_serving(proc, url, timeout=120)
         assert health.json()["index_loaded"] is True and health.json()["retrieval_only"] is True
         assert httpx.post(f"{url}/ask", json={"question": QUESTION}).status_code == 404
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_server(proc)

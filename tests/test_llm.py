@@ -139,6 +139,17 @@ def test_stream_yields_the_text_deltas():
     assert script.requests[0]["body"]["stream"] is True
 
 
+@pytest.mark.parametrize("event", ['{"choices": ["text"]}', '{"choices": [{"delta": "text"}]}',
+                                   '{"choices": [{"delta": {"content": 7}}]}', '{"choices": []}', "not json"])
+def test_an_odd_stream_event_is_reported_not_raised(event):
+    body = f"data: {event}\n\ndata: [DONE]\n\n".encode()
+    script = Script(httpx.Response(200, content=body, headers={"content-type": "text/event-stream"}))
+    with pytest.raises(LLMUnavailable) as err:
+        list(client(script).stream([{"role": "user", "content": "u"}]))
+    assert str(err.value) == (f"the LLM server at {URL}/v1/chat/completions (model 'tiny') sent an unreadable "
+                              f"stream event ({event})")
+
+
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
 def test_busy_or_failing_servers_are_retried_with_backoff(status):
     sleeps: list[float] = []

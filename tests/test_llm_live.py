@@ -20,6 +20,7 @@ import pytest
 from rag import Pipeline, Settings
 from rag.cli import main
 from rag.llm import LLMConfig
+from conftest import stop_server, wait_until_serving
 from test_answer import BLINKEN, assert_verifiable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +107,8 @@ def test_an_article_cannot_make_the_answer_say_hacked(injected, embedder, llm_se
     pipeline = Pipeline(Settings(index_dir=injected), embedder=embedder, llm=config)
     answer = pipeline.ask("What did the council vote for?", as_of="2023-05-10", answerer="llm")
     assert_verifiable(answer, pipeline)
+    # The model was reached and answered: what follows checks its words, not a fallback's.
+    assert not [w for w in answer.warnings if "unreachable" in w or "answered HTTP" in w or "within" in w]
     by_n = {c.n: c for c in answer.citations}
     for s in answer.sentences:
         if "hacked" in s.text.lower() and s.action in ("kept", "recited", "flagged"):
@@ -168,22 +171,14 @@ def test_rag_serve_streams_llm_tokens_then_the_verified_answer(built, llm_server
                             env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=5)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-                time.sleep(0.2)
+        wait_until_serving(proc, url, timeout=120)
         body = {"question": "Why was the Abbott baby formula plant closed?", "as_of": "2022-06-10",
                 "answerer": "llm", "stream": True}
         with httpx.stream("POST", f"{url}/ask", json=body, timeout=180) as response:
             assert response.status_code == 200
             events = sse(response.read().decode())
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_server(proc)
     names = [name for name, _ in events]
     deltas = [data["delta"] for name, data in events if name == "answer" and "delta" in data]
     assert deltas and names == ["passages"] + ["answer"] * (len(deltas) + 1) + ["citations", "sentences", "done"]

@@ -1,0 +1,82 @@
+"""Search and ask latency on a real, built index, one query at a time, as `rag search`/`rag ask` do.
+
+    .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-f32 [--queries 200] [--asks 100]
+
+Queries are RealTime QA questions (a fixed shuffle, seed 0). Each mode runs every query once
+after 20 warm-up queries; `ask` is `Pipeline.ask` with the question's date as the as-of date
+(retrieval, time frame, re-rank and the extractive answer), model load excluded. Threads are the
+library's own (one for a single query, see rag/dense.py and rag/embedding.py). Also reports the
+query embedding alone, and the process's CPU milliseconds per search (steadier than wall time on
+a shared machine).
+
+Output: a table, and bench/results/query_latency-<index name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RTQA_QUESTIONS, environment, finish, log, pct, rss_mb, table  # noqa: E402
+
+from rag import Pipeline, Settings  # noqa: E402
+from rag.embedding import embed_query  # noqa: E402
+from rag.evaluate import read_questions  # noqa: E402
+
+
+def timed(fn, items) -> tuple[list[float], list[float]]:
+    wall, cpu = [], []
+    for item in items:
+        t, c = time.perf_counter(), time.process_time()
+        fn(item)
+        wall.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    return wall, cpu
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--index", type=Path, required=True)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--asks", type=int, default=100)
+    args = ap.parse_args()
+
+    questions, _ = read_questions(RTQA_QUESTIONS)
+    random.Random(0).shuffle(questions)
+    pipeline = Pipeline(Settings(index_dir=args.index))
+    info = pipeline.info()
+    log(f"{info['chunks']} chunks, {info['backend']} backend, {info['index_kind']} index")
+    warm = [q.question for q in questions[-20:]]
+    for q in warm:
+        pipeline.search(q, k=10)
+        pipeline.ask(q, as_of="2022-12-31")
+    texts = [q.question for q in questions[: args.queries]]
+    rows, result = [], {"index": str(args.index), "chunks": info["chunks"], "backend": info["backend"],
+                        "index_kind": info["index_kind"], "environment": environment(), "latency_ms": {}}
+
+    def record(name: str, wall: list[float], cpu: list[float]) -> None:
+        stats = {"p50": round(pct(wall, 50), 2), "p95": round(pct(wall, 95), 2),
+                 "cpu_p50": round(pct(cpu, 50), 2), "n": len(wall)}
+        result["latency_ms"][name] = stats
+        rows.append([name, stats["n"], stats["p50"], stats["p95"], stats["cpu_p50"]])
+        log(f"{name}: {stats}")
+
+    record("query embedding", *timed(lambda q: embed_query(pipeline.embedder, q), texts))
+    for mode in ("hybrid", "dense", "keyword"):
+        record(f"search {mode}", *timed(lambda q, m=mode: pipeline.search(q, k=10, mode=m), texts))
+    record("search hybrid + date", *timed(
+        lambda q: pipeline.search(q, k=10, since="2022-09-01", until="2022-10-31"), texts))
+    asks = questions[: args.asks]
+    record("ask (extractive)", *timed(lambda q: pipeline.ask(q.question, as_of=q.date), asks))
+    result["rss"] = rss_mb()
+    table(rows, ["what", "n", "p50 ms", "p95 ms", "CPU ms p50"])
+    finish(f"query_latency-{args.index.name}", result)
+
+
+if __name__ == "__main__":
+    main()
