@@ -40,6 +40,7 @@ from .settings import ApiSettings
 log = logging.getLogger("api")
 T = TypeVar("T")
 COMPOSE_SLOTS = 2
+LLM_SLOTS = 4
 
 DESCRIPTION = """Ask questions of the news and get answers whose every citation points at the exact
 words of a stored article (`GET /articles/{id}`, `text[start:end]`).
@@ -101,6 +102,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Composing an answer embeds every sentence of its passages, seconds of CPU on a small
     # machine; more of them at once would only queue on the embedder and starve /search.
     app.state.compose_limiter = anyio.CapacityLimiter(COMPOSE_SLOTS)
+    # LLM answers mostly wait on the chat server (up to its timeout, with retries): they get
+    # slots of their own, so a slow model never holds up extractive answers.
+    app.state.llm_limiter = anyio.CapacityLimiter(LLM_SLOTS)
     yield
 
 
@@ -156,12 +160,13 @@ async def ask(body: AskRequest, request: Request, pipeline: PipelineDep) -> Any:
         _sources(body.source), body.mode)
     if body.answerer == "llm":
         pipeline.llm_answerer()  # no LLM configured: 400 now, before any event is sent
+    state = request.app.state
+    limiter = state.llm_limiter if body.answerer == "llm" else state.compose_limiter
     compose = partial(anyio.to_thread.run_sync, _timed, pipeline.compose, body.question, hits, as_of,
-                      body.answerer, limiter=request.app.state.compose_limiter)
+                      body.answerer, limiter=limiter)
     if body.stream and body.answerer == "llm":
         tokens = pipeline.compose_stream(body.question, hits, as_of, "llm")
-        events = _llm_events(tokens, request.app.state.compose_limiter, hits, retrieve_ms,
-                             errors.request_id(request))
+        events = _llm_events(tokens, limiter, hits, retrieve_ms, errors.request_id(request))
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     if body.stream:
@@ -202,11 +207,18 @@ async def _llm_events(stream: Iterator[str | Answer], limiter: anyio.CapacityLim
                 yield _event("answer", {"delta": item})
             else:
                 answer = item
+        if answer is None:
+            raise RuntimeError("the LLM answerer's stream ended without an answer")
     except Exception as exc:  # the 200 is already sent: report in-band, translated the usual way
         status, body = errors.translate(exc, rid, "POST /ask (streaming, llm)")
         yield _event("error", {**body, "status": status})
         return
-    assert answer is not None
+    finally:
+        # A client that goes away mid-answer must not leave the chat server's stream open.
+        close = getattr(stream, "close", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):  # also when the request is being cancelled
+                await anyio.to_thread.run_sync(close)
     timings = {"retrieve_ms": retrieve_ms, "compose_ms": round((time.perf_counter() - started) * 1000, 1)}
     data = answer_to_dict(answer)
     yield _event("answer", {"text": data["answer"]})
