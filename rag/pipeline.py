@@ -57,6 +57,8 @@ class Pipeline:
         self._chunker: Chunker | None = None
         self._index: LoadedIndex | None = None
         self._index_stamp: int | None = None
+        # The manifest stamp that last failed to load, and why.
+        self._failed: tuple[int, IndexProblem] | None = None
         self._answerer: ExtractiveAnswerer | None = None
         self._lock = threading.Lock()
 
@@ -99,23 +101,37 @@ class Pipeline:
             raise IndexNotBuilt(str(path))  # pragma: no cover - unreachable
         with self._lock:
             if self._index is None or stamp != self._index_stamp:
-                expected = canonical_model_name(self.settings.model) if self.settings.model else None
-                index = load_index(self.settings.index_dir, expected_model=expected)
-                backend = manifest_backend(index.manifest)
-                wanted = self.settings.backend
-                if wanted and not interchangeable(wanted, backend):
-                    index.close()
-                    raise IndexMismatch(
-                        f"index in {self.settings.index_dir} was built with the {backend!r} embedding "
-                        f"backend, whose vectors do not mix with {wanted!r} ones: rebuild it with 'rag "
-                        f"reindex --full --backend {wanted} --index {self.settings.index_dir}', or search "
-                        f"with --backend {backend} (or leave --backend unset)"
-                    )
-                self._index = index
-                self._index_stamp = stamp
-                # Search with the model and backend the index was built with unless asked otherwise.
-                self.embedder_for(self._index.model, wanted or backend)
+                failed = self._failed
+                if failed is not None and failed[0] == stamp:
+                    # The same broken manifest: say so again without re-reading every file
+                    # (a health check may poll this every second).
+                    raise failed[1]
+                try:
+                    self._load_index(stamp)
+                except IndexProblem as exc:
+                    self._failed = (stamp, exc)
+                    raise
+                self._failed = None
+            assert self._index is not None
             return self._index
+
+    def _load_index(self, stamp: int) -> None:
+        expected = canonical_model_name(self.settings.model) if self.settings.model else None
+        index = load_index(self.settings.index_dir, expected_model=expected)
+        backend = manifest_backend(index.manifest)
+        wanted = self.settings.backend
+        if wanted and not interchangeable(wanted, backend):
+            index.close()
+            raise IndexMismatch(
+                f"index in {self.settings.index_dir} was built with the {backend!r} embedding "
+                f"backend, whose vectors do not mix with {wanted!r} ones: rebuild it with 'rag "
+                f"reindex --full --backend {wanted} --index {self.settings.index_dir}', or search "
+                f"with --backend {backend} (or leave --backend unset)"
+            )
+        self._index = index
+        self._index_stamp = stamp
+        # Search with the model and backend the index was built with unless asked otherwise.
+        self.embedder_for(self._index.model, wanted or backend)
 
     # -- verbs ------------------------------------------------------------------------------
     def reindex(self, sources: Sequence[str | Path] = (), full: bool = False) -> ReindexSummary:

@@ -163,6 +163,25 @@ def test_missing_files_are_reported_as_damage(built, tmp_path):
     assert message.endswith(f"rebuild it with 'rag reindex --full --index {index_dir}'")
 
 
+def test_a_damaged_index_is_read_once_per_manifest_not_per_request(built, tmp_path, embedder, monkeypatch):
+    import rag.pipeline
+
+    index_dir = _copy_index(built, tmp_path)
+    generation = json.loads((index_dir / "manifest.json").read_text())["generation"]
+    (index_dir / generation / "dense.faiss").unlink()
+    loads = []
+    monkeypatch.setattr(rag.pipeline, "load_index", lambda *a, **kw: loads.append(a) or load_index(*a, **kw))
+    pipeline = Pipeline(Settings(index_dir=index_dir), embedder=embedder)
+    for _ in range(3):
+        with pytest.raises(IndexCorrupt):
+            pipeline.search("baby formula")
+    assert len(loads) == 1
+    # A reindex writes a new manifest, and the next request loads it.
+    pipeline.reindex(full=True)
+    assert pipeline.search("baby formula", k=1)[0].article.id == "cnn-2022-06-05-abbott"
+    assert len(loads) == 2
+
+
 def test_index_from_another_model_is_refused(built, tmp_path):
     index_dir = _copy_index(built, tmp_path)
     with pytest.raises(IndexMismatch) as err:
