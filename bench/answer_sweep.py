@@ -1,12 +1,16 @@
 """Compare extractive answerer settings on RealTime QA (same retrieval for every variant).
 
-    .venv/bin/python bench/answer_sweep.py --index /work/bench/rtqa --limit 200
+    .venv/bin/python bench/answer_sweep.py --index bench-out/rtqa/idx-f32 --limit 200 [--variants default,candidates_16]
+
+Accuracy is comparable across variants; the latency column only within one run (same load).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +25,10 @@ VARIANTS = {
     "keep_0.8": {"keep_ratio": 0.8},
     "no_cues": {"cue_bonus": 0.0},
     "max_5": {"max_sentences": 5, "keep_ratio": 0.0},
+    # Fewer sentences embedded per answer: the answer's latency is mostly that embedding.
+    "candidates_24": {"max_candidates": 24},
+    "candidates_16": {"max_candidates": 16},
+    "candidates_12": {"max_candidates": 12},
 }
 
 
@@ -30,6 +38,7 @@ def main() -> None:
     ap.add_argument("--questions", default="../shared/datasets/realtimeqa-2022/questions.jsonl")
     ap.add_argument("--limit", type=int, default=200)
     ap.add_argument("--out", default="bench/results/answer_sweep.json")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     args = ap.parse_args()
     pipeline = Pipeline(Settings(index_dir=Path(args.index)))
     questions, _ = read_questions(args.questions)
@@ -40,11 +49,15 @@ def main() -> None:
         quotes = pipeline.index().store.quotes_for(sorted({h.article.id for h in hits}))
         prepared.append((q, hits, quotes))
     results = {}
-    for name, overrides in VARIANTS.items():
+    for name in args.variants.split(","):
+        overrides = VARIANTS[name]
         answerer = ExtractiveAnswerer(pipeline.embedder, terms, replace(AnswerSettings(), **overrides))
         correct = strict = abstained = sentences = 0
+        millis = []
         for q, hits, quotes in prepared:
+            t0 = time.perf_counter()
             a = answerer.answer(q.question, hits, quotes, as_of=q.date)
+            millis.append((time.perf_counter() - t0) * 1000)
             ok = contains(a.text, q.answer)
             correct += ok
             others = [c for c in q.choices if c.casefold() != q.answer.casefold()]
@@ -53,7 +66,8 @@ def main() -> None:
             sentences += a.text.count("] ") + (0 if a.abstained else 1)
         n = len(prepared)
         results[name] = {"accuracy": round(correct / n, 3), "strict": round(strict / n, 3),
-                         "abstained": round(abstained / n, 3), "sentences_per_answer": round(sentences / n, 2)}
+                         "abstained": round(abstained / n, 3), "sentences_per_answer": round(sentences / n, 2),
+                         "answer_ms_p50": round(statistics.median(millis), 1)}
         print(name, results[name], flush=True)
     Path(args.out).write_text(json.dumps({"questions": len(prepared), "variants": results}, indent=2))
 

@@ -57,8 +57,10 @@ class AnswerSettings:
     min_words: int = 4
     max_words: int = 90
     # Only this many sentences, pre-ranked by word overlap, speaker and passage rank, are
-    # embedded: embedding every sentence of every passage dominated the answer latency.
-    max_candidates: int = 32
+    # embedded: embedding every sentence of every passage dominated the answer latency. On 150
+    # RealTime QA questions 16 answers exactly as 32 did in 44% of the time; 12 loses accuracy
+    # (bench/answer_sweep.py, BENCHMARKS.md).
+    max_candidates: int = 16
 
 
 @dataclass
