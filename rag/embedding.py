@@ -251,7 +251,7 @@ def _export_float32(source: Path, folder: Path) -> dict[str, Any]:
 
     sample = st.tokenizer(["a short one", "and a somewhat longer second sentence"], padding=True,
                           return_tensors="pt")
-    tmp = folder / f"{_ONNX_FILES['onnx']}.tmp-{os.getpid()}-{secrets.token_hex(3)}"
+    tmp = _temp_beside(folder / _ONNX_FILES["onnx"])
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes about shape checks that hold for any input
@@ -284,7 +284,7 @@ def _quantize_int8(float_model: Path, target: Path) -> None:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    tmp = _temp_beside(target)
     logging.disable(logging.WARNING)  # a root-logger hint about pre-processing that does not apply
     try:
         quantize_dynamic(str(float_model), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
@@ -295,8 +295,13 @@ def _quantize_int8(float_model: Path, target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _temp_beside(path: Path) -> Path:
+    """A unique temporary name next to ``path``, renamed onto it once complete."""
+    return path.with_name(f"{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    tmp = _temp_beside(path)
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 

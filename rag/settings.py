@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .embedding import BACKENDS, Backend
+from .embedding import Backend, check_backend
 from .errors import BadSetting
 
 IndexType = Literal["auto", "exact", "hnsw"]
@@ -45,8 +45,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.index_type not in INDEX_TYPES:
             raise BadSetting(f"index type {self.index_type!r} is not one of {', '.join(INDEX_TYPES)}")
-        if self.backend is not None and self.backend not in BACKENDS:
-            raise BadSetting(f"embedding backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        if self.backend is not None:
+            check_backend(self.backend)
         if not 16 <= self.chunk_tokens <= 512:
             raise BadSetting(f"chunk_tokens={self.chunk_tokens} is outside 16-512: pick e.g. 200")
         if not 0 <= self.overlap_sentences <= 5:

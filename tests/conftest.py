@@ -124,6 +124,15 @@ def built(tmp_path_factory, embedder):
     return pipeline, summary, corpus
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on (now)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_until_serving(proc, url: str, timeout: float = 120):
     """GET ``url``/health once the server in ``proc`` answers; fails (never hangs) if it dies or
     does not answer within ``timeout`` seconds, with what it wrote to stderr."""

@@ -24,7 +24,7 @@ from rag.export import answer_to_dict, hit_to_dict
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
-from conftest import stop_server, wait_until_serving
+from conftest import free_port, stop_server, wait_until_serving
 from test_api import NO_INDEX, FakePipeline, sse
 
 QUESTION = "What did Blinken say about China?"
@@ -287,9 +287,7 @@ def test_twenty_concurrent_clients_see_no_errors(served):
 # -- rag serve -----------------------------------------------------------------------------------
 def test_rag_serve_prints_the_url_and_serves(built):
     pipeline, _, _ = built
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "RAG_RETRIEVAL_ONLY": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(pipeline.settings.index_dir),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

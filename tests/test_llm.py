@@ -11,6 +11,7 @@ import pytest
 
 import rag.llm
 from rag import AnswererError, BadSetting, Pipeline
+from conftest import free_port
 from rag.answer import ExtractiveAnswerer
 from rag.errors import LLMUnavailable
 from rag.keyword import terms
@@ -379,11 +380,7 @@ def test_the_default_answerer_stays_extractive(built, embedder):
 
 def test_an_unreachable_server_never_fails_the_question(built, embedder):
     pipeline, _, _ = built
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens on it
     down = Pipeline(pipeline.settings, embedder=embedder, llm=LLMConfig(f"http://127.0.0.1:{port}", "m"))
     answer = down.ask(QUESTION, as_of=AS_OF, answerer="llm")
     assert answer.text == pipeline.ask(QUESTION, as_of=AS_OF).text

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api import ApiSettings, create_app
+from conftest import free_port
 from rag.export import answer_to_dict
 from rag.llm import LLMConfig
 from rag.pipeline import Pipeline
 
 QUESTION = "Why was the Abbott baby formula plant closed?"
 AS_OF = "2022-06-10"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 from rag import Pipeline, Settings
 from rag.cli import main
 from rag.llm import LLMConfig
-from conftest import stop_server, wait_until_serving
+from conftest import free_port, stop_server, wait_until_serving
 from test_answer import BLINKEN, assert_verifiable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +152,6 @@ def test_rag_ask_answerer_llm_without_a_server_configured_is_a_clear_error(built
 def test_rag_serve_streams_llm_tokens_then_the_verified_answer(built, llm_server):
     """``rag serve`` reads RAG_LLM_*; POST /ask {"answerer": "llm", "stream": true} over a socket."""
     import os
-    import socket
     import subprocess
     import time
 
@@ -161,9 +160,7 @@ def test_rag_serve_streams_llm_tokens_then_the_verified_answer(built, llm_server
     from test_api import sse
 
     pipeline, _, _ = built
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "RAG_LLM_BASE_URL": llm_server.url, "RAG_LLM_MODEL": llm_server.model,
            "RAG_LLM_MAX_TOKENS": "64"}
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(pipeline.settings.index_dir),
