@@ -79,13 +79,15 @@ def require_key_for_reads(settings: SettingsDep, key: Annotated[str | None, Secu
 
 
 # -- lifespan ---------------------------------------------------------------------------------
-def load(pipeline: Pipeline) -> None:
-    """Open the index (if there is one) and load and warm the embedder, once, at start-up."""
+def load(pipeline: Pipeline, answers: bool = True) -> None:
+    """Open the index (if there is one) and load and warm the embedders, once, at start-up."""
     try:
         pipeline.index()
     except IndexProblem as exc:  # the server still starts: /health says why, /search answers 503
         log.warning("serving without an index: %s", exc)
     pipeline.embedder.embed_batch(["warm up"])
+    if answers:
+        pipeline.scorer.embed_batch(["warm up"])
 
 
 @asynccontextmanager
@@ -93,9 +95,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.pipeline is None:
         settings: ApiSettings = app.state.settings
         pipeline = Pipeline(Settings(index_dir=settings.index_dir, model=settings.model,
-                                     backend=settings.backend, cache_dir=settings.cache_dir),  # type: ignore[arg-type]
+                                     backend=settings.backend, cache_dir=settings.cache_dir,  # type: ignore[arg-type]
+                                     scorer_backend=settings.scorer_backend),  # type: ignore[arg-type]
                             llm=settings.llm)
-        await run_in_threadpool(load, pipeline)
+        await run_in_threadpool(load, pipeline, not settings.retrieval_only)
         app.state.pipeline = pipeline
     # /health gets threads of its own, so it answers while every worker thread is busy answering.
     app.state.health_limiter = anyio.CapacityLimiter(2)

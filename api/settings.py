@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from rag.embedding import BACKENDS
+from rag.embedding import BACKENDS, DEFAULT_SCORER_BACKEND
 from rag.errors import BadSetting
 from rag.llm import LLMConfig, llm_config_from_env
 
@@ -45,6 +45,8 @@ class ApiSettings:
     # in ``cache_dir`` (None: ~/.cache/newsrag).
     backend: str | None = None
     cache_dir: Path | None = None
+    # What embeds answer sentences (rag.Settings.scorer_backend); None: the search embedder.
+    scorer_backend: str | None = DEFAULT_SCORER_BACKEND
     # The chat model behind ``"answerer": "llm"`` on POST /ask; None: that answerer answers 400.
     llm: LLMConfig | None = None
 
@@ -63,7 +65,8 @@ class ApiSettings:
     def from_env(cls, environ: Mapping[str, str]) -> ApiSettings:
         """Read ``RAG_INDEX``, ``RAG_MODEL``, ``RAG_RETRIEVAL_ONLY``, ``RAG_API_KEY``,
         ``RAG_PROTECT_READS``, ``RAG_CORS_ORIGINS`` and ``RAG_SOURCES`` (comma lists for the last two),
-        ``RAG_BACKEND`` and ``RAG_CACHE_DIR``, and the LLM answerer's ``RAG_LLM_*`` (see rag.llm).
+        ``RAG_BACKEND``, ``RAG_SCORER_BACKEND`` (``search``: the search embedder) and
+        ``RAG_CACHE_DIR``, and the LLM answerer's ``RAG_LLM_*`` (see rag.llm).
 
         A bad value raises BadSetting naming the variable and what it expects.
         """
@@ -81,6 +84,7 @@ class ApiSettings:
             sources=_list(get("SOURCES")),
             backend=_backend(get("BACKEND")),
             cache_dir=Path(cache) if (cache := get("CACHE_DIR")) else None,
+            scorer_backend=_scorer_backend(get("SCORER_BACKEND")),
             llm=llm_config_from_env(environ, prefix=PREFIX),
         )
 
@@ -90,6 +94,16 @@ def _backend(value: str | None) -> str | None:
         return None
     if value not in BACKENDS:
         raise BadSetting(f"{PREFIX}BACKEND={value!r} is not one of {', '.join(BACKENDS)}")
+    return value
+
+
+def _scorer_backend(value: str | None) -> str | None:
+    if not value:
+        return DEFAULT_SCORER_BACKEND
+    if value == "search":
+        return None
+    if value not in BACKENDS:
+        raise BadSetting(f"{PREFIX}SCORER_BACKEND={value!r} is not one of {', '.join(BACKENDS)}, search")
     return value
 
 

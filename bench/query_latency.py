@@ -1,10 +1,12 @@
 """Search and ask latency on a real, built index, one query at a time, as `rag search`/`rag ask` do.
 
-    .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-f32 [--queries 200] [--asks 100]
+    .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-f32 [--queries 200] [--asks 100] \
+        [--backend torch] [--scorers onnx-int8,search]
 
 Queries are RealTime QA questions (a fixed shuffle, seed 0). Each mode runs every query once
 after 20 warm-up queries; `ask` is `Pipeline.ask` with the question's date as the as-of date
-(retrieval, time frame, re-rank and the extractive answer), model load excluded. Threads are the
+(retrieval, time frame, re-rank and the extractive answer), model load excluded, once per
+answer-sentence scorer in ``--scorers`` (``search``: the search embedder), side by side. Threads are the
 library's own (one for a single query, see rag/dense.py and rag/embedding.py). Also reports the
 query embedding alone, and the process's CPU milliseconds per search (steadier than wall time on
 a shared machine).
@@ -44,19 +46,31 @@ def main() -> None:
     ap.add_argument("--index", type=Path, required=True)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--asks", type=int, default=100)
+    ap.add_argument("--backend", help="search embedder backend (default: the index's)")
+    ap.add_argument("--scorers", default="onnx-int8,search",
+                    help="answer-sentence scorer backends to time ask with (search: the search embedder)")
     args = ap.parse_args()
+    scorers = args.scorers.split(",")
 
     questions, _ = read_questions(RTQA_QUESTIONS)
     random.Random(0).shuffle(questions)
-    pipeline = Pipeline(Settings(index_dir=args.index))
+    def make(scorer: str) -> Pipeline:
+        return Pipeline(Settings(index_dir=args.index, backend=args.backend,
+                                 scorer_backend=None if scorer == "search" else scorer))
+
+    pipelines = {scorer: make(scorer) for scorer in scorers}
+    pipeline = pipelines[scorers[0]]
     info = pipeline.info()
-    log(f"{info['chunks']} chunks, {info['backend']} backend, {info['index_kind']} index")
+    backend = args.backend or info["backend"]
+    log(f"{info['chunks']} chunks, searched with the {backend} backend, {info['index_kind']} index")
     warm = [q.question for q in questions[-20:]]
     for q in warm:
-        pipeline.search(q, k=10)
-        pipeline.ask(q, as_of="2022-12-31")
+        for p in pipelines.values():
+            p.search(q, k=10)
+            p.ask(q, as_of="2022-12-31")
     texts = [q.question for q in questions[: args.queries]]
-    rows, result = [], {"index": str(args.index), "chunks": info["chunks"], "backend": info["backend"],
+    rows, result = [], {"index": str(args.index), "chunks": info["chunks"], "backend": backend,
+                        "index_backend": info["backend"],
                         "index_kind": info["index_kind"], "environment": environment(), "latency_ms": {}}
 
     def record(name: str, wall: list[float], cpu: list[float]) -> None:
@@ -72,10 +86,11 @@ def main() -> None:
     record("search hybrid + date", *timed(
         lambda q: pipeline.search(q, k=10, since="2022-09-01", until="2022-10-31"), texts))
     asks = questions[: args.asks]
-    record("ask (extractive)", *timed(lambda q: pipeline.ask(q.question, as_of=q.date), asks))
+    for scorer, p in pipelines.items():
+        record(f"ask (extractive, {scorer} scorer)", *timed(lambda q, p=p: p.ask(q.question, as_of=q.date), asks))
     result["rss"] = rss_mb()
     table(rows, ["what", "n", "p50 ms", "p95 ms", "CPU ms p50"])
-    finish(f"query_latency-{args.index.name}", result)
+    finish(f"query_latency-{args.index.name}-{backend}", result)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answerer", choices=("extractive", "llm"), default="extractive",
                    help="extractive (sentences of the articles) or llm (written by a chat model, "
                         "then checked against the articles)")
+    _scorer_option(p)
     _llm_options(p)
 
     p = sub.add_parser("eval", help="measure recall, accuracy and latency on a question set")
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the report (with misses) as JSON")
     p.add_argument("--answerer", choices=("extractive", "llm"), default="extractive",
                    help="which answerer to measure (default extractive)")
+    _scorer_option(p)
     _llm_options(p)
 
     p = sub.add_parser("serve", help="serve the HTTP API (search, ask, articles, reindex)")
@@ -89,8 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=_env("PORT", "8000"), help="port (default 8000, or $RAG_PORT)")
     p.add_argument("--retrieval-only", action="store_true",
                    help="serve /search, /health and /articles only (or $RAG_RETRIEVAL_ONLY=1)")
+    _scorer_option(p)
     _llm_options(p)  # for POST /ask {"answerer": "llm"}
     return parser
+
+
+def _scorer_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scorer-backend", choices=BACKENDS + ("search",), default=_env("SCORER_BACKEND"),
+                   help="what embeds the question and candidate sentences of an answer: torch, onnx, "
+                        "onnx-int8 (the default), or search (the search embedder); "
+                        "or $RAG_SCORER_BACKEND")
 
 
 def _llm_options(p: argparse.ArgumentParser) -> None:
@@ -129,6 +139,12 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     if args.backend is not None and args.backend not in BACKENDS:  # only $RAG_BACKEND gets here
         raise BadSetting(f"{ENV_PREFIX}BACKEND={args.backend!r} is not one of {', '.join(BACKENDS)}")
     cache_dir = _env("CACHE_DIR")
+    scorer = getattr(args, "scorer_backend", None)
+    if scorer is not None:
+        if scorer not in BACKENDS + ("search",):  # only $RAG_SCORER_BACKEND gets here
+            raise BadSetting(f"{ENV_PREFIX}SCORER_BACKEND={scorer!r} is not one of "
+                             f"{', '.join(BACKENDS + ('search',))}")
+        extra["scorer_backend"] = None if scorer == "search" else scorer
     return Settings(index_dir=Path(args.index), model=args.model, backend=args.backend,
                     cache_dir=Path(cache_dir) if cache_dir else None, **extra)
 
@@ -256,6 +272,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                                         backend=args.backend)
     if args.retrieval_only:
         settings = settings.replace(retrieval_only=True)
+    if args.scorer_backend is not None:
+        settings = settings.replace(scorer_backend=None if args.scorer_backend == "search" else args.scorer_backend)
     settings = settings.replace(llm=_llm_config(args))
     return serve(settings, host=args.host, port=args.port)
 

@@ -39,6 +39,9 @@ Backend = Literal["torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
 # What a new index is built with when no backend is asked for (see BENCHMARKS.md, issue 6).
 DEFAULT_BACKEND: Backend = "torch"
+# What embeds a question and its answer's candidate sentences unless told otherwise: they are
+# compared only with each other, so int8 is safe there whatever the index holds (issue 3).
+DEFAULT_SCORER_BACKEND: Backend = "onnx-int8"
 # Backends whose vectors may share one index: measured interchangeable (BENCHMARKS.md, issue 6).
 _VECTOR_KIND = {"torch": "float32", "onnx": "float32", "onnx-int8": "int8"}
 # Bump when the export or quantisation recipe changes: older cache entries are then re-exported.

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from datetime import date
 from pathlib import Path
@@ -16,7 +17,7 @@ from .chunking import Chunker, ChunkingSettings
 from .dates import parse_date
 from .embedding import (DEFAULT_BACKEND, Embedder, SentenceTransformerEmbedder, canonical_model_name,
                         embedder_backend, interchangeable, manifest_backend)
-from .errors import AnswererError, BadSetting, IndexMismatch, IndexNotBuilt, IndexProblem
+from .errors import AnswererError, BadSetting, IndexMismatch, IndexNotBuilt, IndexProblem, ModelError
 from .index import MANIFEST, LoadedIndex, load_index, read_manifest
 from .indexer import Indexer, ReindexSummary
 from .keyword import terms
@@ -28,6 +29,8 @@ from .settings import SearchMode, Settings
 
 if TYPE_CHECKING:
     from .llm import LLMAnswerer, LLMConfig
+
+log = logging.getLogger(__name__)
 
 AnswererName = Literal["extractive", "llm"]
 ANSWERERS: tuple[str, ...] = ("extractive", "llm")
@@ -60,7 +63,10 @@ class Pipeline:
         # The manifest stamp that last failed to load, and why.
         self._failed: tuple[int, IndexProblem] | None = None
         self._answerer: ExtractiveAnswerer | None = None
+        # The answer-sentence embedder, with the search embedder it was made for.
+        self._scorer: tuple[Embedder, Embedder] | None = None
         self._lock = threading.Lock()
+        self._scorer_lock = threading.Lock()
 
     # -- parts ------------------------------------------------------------------------------
     def embedder_for(self, model: str | None, backend: str | None = None) -> Embedder:
@@ -76,6 +82,27 @@ class Pipeline:
     @property
     def embedder(self) -> Embedder:
         return self.embedder_for(self.settings.model, self.settings.backend)
+
+    @property
+    def scorer(self) -> Embedder:
+        """What embeds a question and its candidate sentences when an answer is composed:
+        the search model on ``settings.scorer_backend``, or the search embedder itself when
+        that is None, already that backend, or cannot run it (logged)."""
+        embedder = self.embedder
+        wanted = self.settings.scorer_backend
+        if wanted is None or embedder_backend(embedder) == wanted:
+            return embedder
+        with self._scorer_lock:
+            if self._scorer is None or self._scorer[0] is not embedder:
+                scorer: Embedder = SentenceTransformerEmbedder(
+                    embedder.name, backend=wanted, cache_dir=self.settings.cache_dir)
+                try:
+                    scorer.embed_batch(["warm up"])  # exports the ONNX file on first use ever
+                except ModelError as exc:
+                    log.warning("answer sentences are scored with the search embedder: %s", exc)
+                    scorer = embedder
+                self._scorer = (embedder, scorer)
+            return self._scorer[1]
 
     def chunker(self) -> Chunker:
         if self._chunker is None:
@@ -220,8 +247,10 @@ class Pipeline:
         return hits[:k], as_of_day
 
     def answerer(self) -> ExtractiveAnswerer:
-        if self._answerer is None:
-            self._answerer = ExtractiveAnswerer(self.embedder, terms)
+        """The extractive answerer, on the current ``scorer``."""
+        scorer = self.scorer
+        if self._answerer is None or self._answerer.embedder is not scorer:
+            self._answerer = ExtractiveAnswerer(scorer, terms)
         return self._answerer
 
     def llm_answerer(self) -> LLMAnswerer:

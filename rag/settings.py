@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .embedding import Backend, check_backend
+from .embedding import DEFAULT_SCORER_BACKEND, Backend, check_backend
 from .errors import BadSetting
 
 IndexType = Literal["auto", "exact", "hnsw"]
@@ -41,12 +41,19 @@ class Settings:
     backend: Backend | None = None
     # Where the ONNX backends keep their exported models; None: ~/.cache/newsrag.
     cache_dir: Path | None = None
+    # What embeds a question and the candidate sentences of its answer. Those vectors are only
+    # compared with each other, never with the index's, so this need not match ``backend``.
+    # int8 composes the same answers as float32 on RealTime QA in a third of the time
+    # (BENCHMARKS.md, issue 3). None: the search embedder.
+    scorer_backend: Backend | None = DEFAULT_SCORER_BACKEND
 
     def __post_init__(self) -> None:
         if self.index_type not in INDEX_TYPES:
             raise BadSetting(f"index type {self.index_type!r} is not one of {', '.join(INDEX_TYPES)}")
         if self.backend is not None:
             check_backend(self.backend)
+        if self.scorer_backend is not None:
+            check_backend(self.scorer_backend)
         if not 16 <= self.chunk_tokens <= 512:
             raise BadSetting(f"chunk_tokens={self.chunk_tokens} is outside 16-512: pick e.g. 200")
         if not 0 <= self.overlap_sentences <= 5:

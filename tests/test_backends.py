@@ -193,3 +193,63 @@ def test_a_bad_backend_is_named(monkeypatch, tmp_path, capsys):
 def test_only_float32_backends_share_an_index():
     assert interchangeable("torch", "onnx") and interchangeable("onnx", "torch")
     assert not interchangeable("torch", "onnx-int8") and not interchangeable("onnx", "onnx-int8")
+
+
+# -- the answer-sentence scorer -------------------------------------------------------------
+QUESTIONS = [("What did Blinken say about China?", "2023-11-20"),
+             ("Why was the Abbott baby formula plant closed?", "2022-06-10"),
+             ("Which city was ranked the world's most expensive?", "2022-06-10"),
+             ("What is the capital of France?", "2023-11-20")]
+
+
+def test_answers_are_scored_on_int8_and_match_float32_ones(tmp_path, embedder, onnx_cache):
+    corpus = write_corpus(tmp_path / "news")
+    index_dir = tmp_path / "index"
+    pipeline = Pipeline(Settings(index_dir=index_dir, cache_dir=onnx_cache), embedder=embedder)
+    pipeline.reindex([corpus])
+    float32 = Pipeline(Settings(index_dir=index_dir, scorer_backend=None), embedder=embedder)
+    assert pipeline.info()["backend"] == "torch"
+    assert pipeline.scorer.backend == "onnx-int8" and pipeline.answerer().embedder is pipeline.scorer
+    assert float32.scorer is embedder
+
+    answers = [pipeline.ask(q, as_of=day) for q, day in QUESTIONS]
+    assert [(a.text, a.citations, a.abstained) for a in answers] == [
+        (a.text, a.citations, a.abstained) for a in (float32.ask(q, as_of=day) for q, day in QUESTIONS)]
+    assert [a.abstained for a in answers] == [False, False, False, True]
+    assert answers[0].citations[0].quote.startswith(
+        "Secretary Blinken emphasized that \u201cChina must play a constructive role")
+
+
+def test_a_model_int8_cannot_run_is_scored_by_the_search_embedder(tmp_path, caplog):
+    class Fake:
+        name, dimension, backend = "not-a-model-folder", 2, "torch"
+
+        def embed_batch(self, texts):
+            return np.tile(np.array([[0.6, 0.8]], dtype=np.float32), (len(texts), 1))
+
+    fake = Fake()
+    pipeline = Pipeline(Settings(index_dir=tmp_path / "index", cache_dir=tmp_path / "cache"), embedder=fake)
+    with caplog.at_level("WARNING", logger="rag.pipeline"):
+        assert pipeline.scorer is fake
+        assert pipeline.scorer is fake  # decided once, warned once
+    assert caplog.messages == [
+        "answer sentences are scored with the search embedder: cannot export 'not-a-model-folder' "
+        "to ONNX: it is not a local model folder. Pass one, or leave the model unset to use the "
+        "packaged all-MiniLM-L6-v2"]
+
+
+def test_a_bad_scorer_backend_is_named(monkeypatch, built, capsys):
+    from api import ApiSettings
+
+    with pytest.raises(BadSetting) as err:
+        Settings(scorer_backend="int4")  # type: ignore[arg-type]
+    assert str(err.value) == "embedding backend 'int4' is not one of torch, onnx, onnx-int8"
+    assert ApiSettings().scorer_backend == "onnx-int8"
+    assert ApiSettings.from_env({"RAG_SCORER_BACKEND": "search"}).scorer_backend is None
+    with pytest.raises(BadSetting) as err:
+        ApiSettings.from_env({"RAG_SCORER_BACKEND": "fast"})
+    assert str(err.value) == "RAG_SCORER_BACKEND='fast' is not one of torch, onnx, onnx-int8, search"
+    pipeline, _, _ = built
+    monkeypatch.setenv("RAG_SCORER_BACKEND", "fast")
+    assert main(["ask", "Fed rates", "--index", str(pipeline.settings.index_dir)]) == 1
+    assert capsys.readouterr().err == "error: RAG_SCORER_BACKEND='fast' is not one of torch, onnx, onnx-int8, search\n"
