@@ -23,12 +23,20 @@ VARIANTS = {
     "default": {},
     "keep_all_3": {"keep_ratio": 0.0},
     "keep_0.8": {"keep_ratio": 0.8},
+    "keep_0.5": {"keep_ratio": 0.5},
     "no_cues": {"cue_bonus": 0.0},
     "max_5": {"max_sentences": 5, "keep_ratio": 0.0},
     # Fewer sentences embedded per answer: the answer's latency is mostly that embedding.
     "candidates_24": {"max_candidates": 24},
     "candidates_16": {"max_candidates": 16},
     "candidates_12": {"max_candidates": 12},
+    # Names and numbers the question does not mention (the default is 0.1).
+    "novelty_0": {"novelty_bonus": 0.0},
+    "novelty_0.05": {"novelty_bonus": 0.05},
+    "novelty_0.1": {"novelty_bonus": 0.1},
+    "novelty_0.2": {"novelty_bonus": 0.2},
+    "novelty_0.15": {"novelty_bonus": 0.15},
+    "novelty_0.1_c24": {"novelty_bonus": 0.1, "max_candidates": 24},
 }
 
 
@@ -38,9 +46,10 @@ def main() -> None:
     ap.add_argument("--questions", default="../shared/datasets/realtimeqa-2022/questions.jsonl")
     ap.add_argument("--limit", type=int, default=200)
     ap.add_argument("--out", default="bench/results/answer_sweep.json")
+    ap.add_argument("--backend", help="search embedder backend (default: the index's)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     args = ap.parse_args()
-    pipeline = Pipeline(Settings(index_dir=Path(args.index)))
+    pipeline = Pipeline(Settings(index_dir=Path(args.index), backend=args.backend))
     questions, _ = read_questions(args.questions)
     questions = questions[: args.limit]
     prepared = []
@@ -51,7 +60,7 @@ def main() -> None:
     results = {}
     for name in args.variants.split(","):
         overrides = VARIANTS[name]
-        answerer = ExtractiveAnswerer(pipeline.embedder, terms, replace(AnswerSettings(), **overrides))
+        answerer = ExtractiveAnswerer(pipeline.scorer, terms, replace(AnswerSettings(), **overrides))
         correct = strict = abstained = sentences = 0
         millis = []
         for q, hits, quotes in prepared:

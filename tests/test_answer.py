@@ -102,3 +102,27 @@ def test_ask_rejects_bad_input(built):
     with pytest.raises(BadDate) as err:
         pipeline.ask(BLINKEN, as_of="yesterday")
     assert str(err.value) == "as_of: 'yesterday' is not a date: use YYYY-MM-DD, e.g. 2023-11-09"
+
+
+def test_an_answer_names_what_the_question_asks_for_not_just_its_echo(embedder):
+    from dataclasses import replace
+
+    from rag.answer import AnswerSettings, ExtractiveAnswerer, novelty
+    from rag.keyword import terms
+
+    text = ("Blink-182 is reuniting with Tom DeLonge for a world tour next year. "
+            "The band announced this week that it is dropping a new single and will go on a reunion tour.")
+    article = Article(id="ap-blink", title="Pop-punk reunion", text=text, source="apnews.com",
+                      published_at="2022-10-11")
+    hits = [Hit(Chunk("ap-blink#0", article.id, 0, 0, len(text), text), 1.0, article, 1)]
+    question = "Which band announced this week it is dropping a new single and will reunite for a tour?"
+
+    answer = ExtractiveAnswerer(embedder, terms).answer(question, hits, [])
+    assert answer.text == (
+        "The band announced this week that it is dropping a new single and will go on a reunion tour. [1] "
+        "Blink-182 is reuniting with Tom DeLonge for a world tour next year. [2]")
+    echo_only = ExtractiveAnswerer(embedder, terms, replace(AnswerSettings(), novelty_bonus=0.0))
+    assert "Blink-182" not in echo_only.answer(question, hits, []).text
+    asked = {w.casefold() for w in question.replace("?", "").split()}
+    assert novelty("Blink-182 is reuniting with Tom DeLonge.", asked, terms) == 1.0
+    assert novelty("The band will go on a reunion tour.", asked, terms) == 0.0
