@@ -145,7 +145,6 @@ class ExtractiveAnswerer:
         for c in candidates:
             overlap = len(wanted & set(self.terms(c.text))) / len(wanted) if wanted else 0.0
             lexical[id(c)] = overlap
-            c.novelty = novelty_bonus * novelty(c.text, asked_words, self.terms) if novelty_bonus else 0.0
             c.score = s.weight_lexical * overlap + s.weight_rank / c.hit.rank
             if by_asked:
                 c.score += s.speaker_bonus if same_person(asked or "", c.speaker) else -s.speaker_bonus
@@ -156,6 +155,8 @@ class ExtractiveAnswerer:
             c.relevance = s.weight_semantic * sim + s.weight_lexical * lexical[id(c)]
             if cue is not None and cue.search(c.text):
                 c.relevance += s.cue_bonus
+            if novelty_bonus:
+                c.novelty = novelty_bonus * novelty(c.text, asked_words, self.terms)
             c.score = c.relevance + s.weight_rank / c.hit.rank + c.novelty
             if by_asked:
                 if same_person(asked or "", c.speaker):
