@@ -58,7 +58,7 @@ class AnswerSettings:
     # A sentence naming things the question does not (a name, a number) gains up to this much:
     # "Which band will reunite?" is answered by the sentence that names the band, not by the
     # one that repeats the question's words. On all 732 RealTime QA questions 0.1 lifts
-    # accuracy 0.404 -> 0.422 (0.05: 0.415, 0.15: 0.421) and leaves abstentions alone,
+    # accuracy 0.404 -> 0.422 (0.05: 0.411, 0.15: 0.421) and leaves abstentions alone,
     # because it is left out of the shortlist and of the decision to abstain.
     novelty_bonus: float = 0.1
     near_duplicate: float = 0.8

@@ -139,14 +139,19 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     if args.backend is not None and args.backend not in BACKENDS:  # only $RAG_BACKEND gets here
         raise BadSetting(f"{ENV_PREFIX}BACKEND={args.backend!r} is not one of {', '.join(BACKENDS)}")
     cache_dir = _env("CACHE_DIR")
-    scorer = getattr(args, "scorer_backend", None)
-    if scorer is not None:
-        if scorer not in BACKENDS + ("search",):  # only $RAG_SCORER_BACKEND gets here
-            raise BadSetting(f"{ENV_PREFIX}SCORER_BACKEND={scorer!r} is not one of "
-                             f"{', '.join(BACKENDS + ('search',))}")
-        extra["scorer_backend"] = None if scorer == "search" else scorer
     return Settings(index_dir=Path(args.index), model=args.model, backend=args.backend,
-                    cache_dir=Path(cache_dir) if cache_dir else None, **extra)
+                    cache_dir=Path(cache_dir) if cache_dir else None, **_scorer_choice(args), **extra)
+
+
+def _scorer_choice(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"scorer_backend": ...}`` from --scorer-backend or $RAG_SCORER_BACKEND; {} when unset."""
+    scorer = getattr(args, "scorer_backend", None)
+    if scorer is None:
+        return {}
+    if scorer not in BACKENDS + ("search",):  # only $RAG_SCORER_BACKEND gets here
+        raise BadSetting(f"{ENV_PREFIX}SCORER_BACKEND={scorer!r} is not one of "
+                         f"{', '.join(BACKENDS + ('search',))}")
+    return {"scorer_backend": None if scorer == "search" else scorer}
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
@@ -272,9 +277,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                                         backend=args.backend)
     if args.retrieval_only:
         settings = settings.replace(retrieval_only=True)
-    if args.scorer_backend is not None:
-        settings = settings.replace(scorer_backend=None if args.scorer_backend == "search" else args.scorer_backend)
-    settings = settings.replace(llm=_llm_config(args))
+    settings = settings.replace(llm=_llm_config(args), **_scorer_choice(args))
     return serve(settings, host=args.host, port=args.port)
 
 
