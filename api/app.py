@@ -85,7 +85,7 @@ def load(pipeline: Pipeline, answers: bool = True) -> None:
         pipeline.index()
     except IndexProblem as exc:  # the server still starts: /health says why, /search answers 503
         log.warning("serving without an index: %s", exc)
-    pipeline.embedder.embed_batch(["warm up"])
+    pipeline.query_embedder.embed_batch(["warm up"])
     if answers:
         pipeline.scorer.embed_batch(["warm up"])
 

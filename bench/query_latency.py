@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RTQA_QUESTIONS, environment, finish, log, pct, rss_mb, table  # noqa: E402
 
 from rag import Pipeline, Settings  # noqa: E402
-from rag.embedding import embed_query  # noqa: E402
+from rag.embedding import embed_query, embedder_backend  # noqa: E402
 from rag.evaluate import read_questions  # noqa: E402
 
 
@@ -61,8 +61,9 @@ def main() -> None:
     pipelines = {scorer: make(scorer) for scorer in scorers}
     pipeline = pipelines[scorers[0]]
     info = pipeline.info()
-    backend = args.backend or info["backend"]
-    log(f"{info['chunks']} chunks, searched with the {backend} backend, {info['index_kind']} index")
+    backend = embedder_backend(pipeline.query_embedder)
+    log(f"{info['chunks']} chunks ({info['backend']} vectors), queries embedded by {backend}, "
+        f"{info['index_kind']} index")
     warm = [q.question for q in questions[-20:]]
     for q in warm:
         for p in pipelines.values():
@@ -80,7 +81,7 @@ def main() -> None:
         rows.append([name, stats["n"], stats["p50"], stats["p95"], stats["cpu_p50"]])
         log(f"{name}: {stats}")
 
-    record("query embedding", *timed(lambda q: embed_query(pipeline.embedder, q), texts))
+    record("query embedding", *timed(lambda q: embed_query(pipeline.query_embedder, q), texts))
     for mode in ("hybrid", "dense", "keyword"):
         record(f"search {mode}", *timed(lambda q, m=mode: pipeline.search(q, k=10, mode=m), texts))
     record("search hybrid + date", *timed(
@@ -90,7 +91,7 @@ def main() -> None:
         record(f"ask (extractive, {scorer} scorer)", *timed(lambda q, p=p: p.ask(q.question, as_of=q.date), asks))
     result["rss"] = rss_mb()
     table(rows, ["what", "n", "p50 ms", "p95 ms", "CPU ms p50"])
-    finish(f"query_latency-{args.index.name}-{backend}", result)
+    finish(f"query_latency-{args.index.name}-{args.backend or 'default'}", result)
 
 
 if __name__ == "__main__":

@@ -63,10 +63,11 @@ class Pipeline:
         # The manifest stamp that last failed to load, and why.
         self._failed: tuple[int, IndexProblem] | None = None
         self._answerer: ExtractiveAnswerer | None = None
-        # The answer-sentence embedder, with the search embedder it was made for.
-        self._scorer: tuple[Embedder, Embedder] | None = None
+        # The same model on other backends (queries, answer sentences), by backend, each with
+        # the search embedder it was made for.
+        self._companions: dict[str, tuple[Embedder, Embedder]] = {}
         self._lock = threading.Lock()
-        self._scorer_lock = threading.Lock()
+        self._companion_lock = threading.Lock()
 
     # -- parts ------------------------------------------------------------------------------
     def embedder_for(self, model: str | None, backend: str | None = None) -> Embedder:
@@ -84,25 +85,43 @@ class Pipeline:
         return self.embedder_for(self.settings.model, self.settings.backend)
 
     @property
+    def query_embedder(self) -> Embedder:
+        """What embeds search queries. For an index of torch vectors, when no backend is asked
+        for, the same model in ONNX Runtime: its vectors are torch's (cosine 1.0), and a single
+        query takes 6 ms there against 15 ms in torch (BENCHMARKS.md)."""
+        embedder = self.embedder
+        if self.settings.backend is None and embedder_backend(embedder) == "torch":
+            return self._companion("onnx", "queries are embedded")
+        return embedder
+
+    @property
     def scorer(self) -> Embedder:
         """What embeds a question and its candidate sentences when an answer is composed:
         the search model on ``settings.scorer_backend``, or the search embedder itself when
         that is None, already that backend, or cannot run it (logged)."""
-        embedder = self.embedder
         wanted = self.settings.scorer_backend
-        if wanted is None or embedder_backend(embedder) == wanted:
+        if wanted is None:
+            return self.embedder
+        return self._companion(wanted, "answer sentences are scored")
+
+    def _companion(self, backend: str, purpose: str) -> Embedder:
+        """The search embedder's model on ``backend``, made (and warmed) once per search
+        embedder; the search embedder itself when it already runs there or cannot (logged)."""
+        embedder = self.embedder
+        if embedder_backend(embedder) == backend:
             return embedder
-        with self._scorer_lock:
-            if self._scorer is None or self._scorer[0] is not embedder:
-                scorer: Embedder = SentenceTransformerEmbedder(
-                    embedder.name, backend=wanted, cache_dir=self.settings.cache_dir)
+        with self._companion_lock:
+            made = self._companions.get(backend)
+            if made is None or made[0] is not embedder:
+                other: Embedder = SentenceTransformerEmbedder(
+                    embedder.name, backend=backend, cache_dir=self.settings.cache_dir)  # type: ignore[arg-type]
                 try:
-                    scorer.embed_batch(["warm up"])  # exports the ONNX file on first use ever
+                    other.embed_batch(["warm up"])  # exports the ONNX file on first use ever
                 except ModelError as exc:
-                    log.warning("answer sentences are scored with the search embedder: %s", exc)
-                    scorer = embedder
-                self._scorer = (embedder, scorer)
-            return self._scorer[1]
+                    log.warning("%s with the search embedder: %s", purpose, exc)
+                    other = embedder
+                made = self._companions[backend] = (embedder, other)
+            return made[1]
 
     def chunker(self) -> Chunker:
         if self._chunker is None:
@@ -185,7 +204,7 @@ class Pipeline:
         """Retrieval only: the top ``k`` passages, best first."""
         flt = make_filter(since, until, source)
         index = self.index()
-        return search(index, self.embedder, query, k=k, mode=mode, flt=flt)
+        return search(index, self.query_embedder, query, k=k, mode=mode, flt=flt)
 
     def ask(self, question: str, k: int = 8, as_of: str | date | None = None,
             since: str | date | None = None, until: str | date | None = None,
@@ -241,7 +260,7 @@ class Pipeline:
         starts = [d for d in (user.since, frame.since if frame.hard else None) if d]
         explicit = bool(user.since or user.until or frame.hard)
         flt = SearchFilter(max(starts) if starts else None, cutoff, user.sources, undated=not explicit)
-        hits = search(self.index(), self.embedder, question, k=max(k, RERANK_DEPTH), mode=mode, flt=flt)
+        hits = search(self.index(), self.query_embedder, question, k=max(k, RERANK_DEPTH), mode=mode, flt=flt)
         if frame.prefer_recent:
             hits = recency_boost(hits, frame.since, cutoff.isoformat(), RECENCY_WEIGHT)
         return hits[:k], as_of_day

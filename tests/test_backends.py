@@ -253,3 +253,23 @@ def test_a_bad_scorer_backend_is_named(monkeypatch, built, capsys):
     monkeypatch.setenv("RAG_SCORER_BACKEND", "fast")
     assert main(["ask", "Fed rates", "--index", str(pipeline.settings.index_dir)]) == 1
     assert capsys.readouterr().err == "error: RAG_SCORER_BACKEND='fast' is not one of torch, onnx, onnx-int8, search\n"
+
+
+def test_a_torch_index_is_searched_with_onnx_queries_and_identical_results(tmp_path, embedder, onnx_cache):
+    corpus = write_corpus(tmp_path / "news")
+    index_dir = tmp_path / "index"
+    pipeline = Pipeline(Settings(index_dir=index_dir, cache_dir=onnx_cache), embedder=embedder)
+    pipeline.reindex([corpus])
+    asked_torch = Pipeline(Settings(index_dir=index_dir, backend="torch", cache_dir=onnx_cache), embedder=embedder)
+    assert pipeline.info()["backend"] == "torch"
+    assert pipeline.query_embedder.backend == "onnx"
+    assert asked_torch.query_embedder is embedder  # an explicit backend is what searches
+
+    def ranked(p: Pipeline, mode: str) -> list[list[tuple[str, float]]]:
+        return [[(h.chunk.id, round(h.score, 4)) for h in p.search(q, k=5, mode=mode)] for q, _ in QUESTIONS]
+
+    for mode in ("dense", "hybrid"):
+        assert ranked(pipeline, mode) == ranked(asked_torch, mode)
+    # Building still uses the index's own backend: the manifest keeps saying torch.
+    summary = pipeline.reindex([corpus], full=True)
+    assert (summary.embedded, pipeline.info()["backend"]) == (summary.chunks, "torch")
