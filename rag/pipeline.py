@@ -88,7 +88,7 @@ class Pipeline:
     def query_embedder(self) -> Embedder:
         """What embeds search queries. For an index of torch vectors, when no backend is asked
         for, the same model in ONNX Runtime: its vectors are torch's (cosine 1.0), and a single
-        query takes 6 ms there against 15 ms in torch (BENCHMARKS.md)."""
+        query takes 5 ms there against 16 ms in torch (BENCHMARKS.md, issue 3)."""
         embedder = self.embedder
         if self.settings.backend is None and embedder_backend(embedder) == "torch":
             return self._companion("onnx", "queries are embedded")
