@@ -54,6 +54,7 @@ def main() -> None:
 
     questions, _ = read_questions(RTQA_QUESTIONS)
     random.Random(0).shuffle(questions)
+
     def make(scorer: str) -> Pipeline:
         return Pipeline(Settings(index_dir=args.index, backend=args.backend,
                                  scorer_backend=None if scorer == "search" else scorer))
