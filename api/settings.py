@@ -15,6 +15,7 @@ from typing import Mapping
 
 from rag.embedding import BACKENDS, DEFAULT_SCORER_BACKEND
 from rag.errors import BadSetting
+from rag.settings import parse_scorer_backend
 from rag.llm import LLMConfig, llm_config_from_env
 
 PREFIX = "RAG_"
@@ -98,13 +99,7 @@ def _backend(value: str | None) -> str | None:
 
 
 def _scorer_backend(value: str | None) -> str | None:
-    if not value:
-        return DEFAULT_SCORER_BACKEND
-    if value == "search":
-        return None
-    if value not in BACKENDS:
-        raise BadSetting(f"{PREFIX}SCORER_BACKEND={value!r} is not one of {', '.join(BACKENDS)}, search")
-    return value
+    return parse_scorer_backend(value, f"{PREFIX}SCORER_BACKEND") if value else DEFAULT_SCORER_BACKEND
 
 
 def _flag(value: str | None, name: str) -> bool:

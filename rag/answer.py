@@ -212,9 +212,10 @@ def answer_cue(question: str) -> re.Pattern[str] | None:
     return None
 
 
-# Questions answered by a reason or a manner, not by a name or a number: no novelty bonus.
-_REASON_OR_MANNER = re.compile(r"^\s*(?:why|how)\b(?!\s+(?:many|much|long|old|far|often|big))"
-                           r"|\bwhat (?:caused|led to)\b|\bfor what reason\b", re.I)
+# Questions answered by a reason (the "why" cue's questions) or a manner, not by a name or a
+# number: no novelty bonus.
+_REASON_OR_MANNER = re.compile(_CUES[0][0].pattern + r"|^\s*how\b(?!\s+(?:many|much|long|old|far|often|big))",
+                               re.I)
 _WORD = re.compile(r"[\w'’-]+")
 _NAME_OR_NUMBER = re.compile(r"\b(?:[A-Z][\w'’-]*|\d[\d,.]*%?)")
 

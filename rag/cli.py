@@ -19,7 +19,7 @@ from .evaluate import evaluate, read_questions
 from .export import answer_to_dict, hit_to_dict
 from .models import Answer, Hit
 from .pipeline import Pipeline
-from .settings import INDEX_TYPES, SEARCH_MODES, Settings
+from .settings import INDEX_TYPES, SCORER_CHOICES, SEARCH_MODES, Settings, parse_scorer_backend
 
 ENV_PREFIX = "RAG_"
 
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scorer_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scorer-backend", choices=BACKENDS + ("search",), default=_env("SCORER_BACKEND"),
+    p.add_argument("--scorer-backend", choices=SCORER_CHOICES, default=_env("SCORER_BACKEND"),
                    help="what embeds the question and candidate sentences of an answer: torch, onnx, "
                         "onnx-int8 (the default), or search (the search embedder); "
                         "or $RAG_SCORER_BACKEND")
@@ -148,10 +148,8 @@ def _scorer_choice(args: argparse.Namespace) -> dict[str, Any]:
     scorer = getattr(args, "scorer_backend", None)
     if scorer is None:
         return {}
-    if scorer not in BACKENDS + ("search",):  # only $RAG_SCORER_BACKEND gets here
-        raise BadSetting(f"{ENV_PREFIX}SCORER_BACKEND={scorer!r} is not one of "
-                         f"{', '.join(BACKENDS + ('search',))}")
-    return {"scorer_backend": None if scorer == "search" else scorer}
+    # argparse checks the option; only a bad $RAG_SCORER_BACKEND (its default) fails here.
+    return {"scorer_backend": parse_scorer_backend(scorer, f"{ENV_PREFIX}SCORER_BACKEND")}
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:

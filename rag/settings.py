@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .embedding import DEFAULT_SCORER_BACKEND, Backend, check_backend
+from .embedding import BACKENDS, DEFAULT_SCORER_BACKEND, Backend, check_backend
 from .errors import BadSetting
 
 IndexType = Literal["auto", "exact", "hnsw"]
 SearchMode = Literal["hybrid", "dense", "keyword"]
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
+# What the shells accept for the answer-sentence scorer: a backend, or "search" (the search embedder).
+SCORER_CHOICES: tuple[str, ...] = BACKENDS + ("search",)
 INDEX_TYPES: tuple[str, ...] = ("auto", "exact", "hnsw")
 
 
@@ -60,3 +62,17 @@ class Settings:
             raise BadSetting(f"overlap_sentences={self.overlap_sentences} is outside 0-5")
         if self.batch_size < 1:
             raise BadSetting(f"batch_size={self.batch_size} must be at least 1")
+
+
+def parse_scorer_backend(value: str, name: str) -> Backend | None:
+    """A scorer choice as ``Settings.scorer_backend`` takes it (``search`` becomes None), or
+    BadSetting naming the option or variable ``name`` it came from.
+
+    >>> parse_scorer_backend("search", "--scorer-backend") is None
+    True
+    """
+    if value == "search":
+        return None
+    if value not in BACKENDS:
+        raise BadSetting(f"{name}={value!r} is not one of {', '.join(SCORER_CHOICES)}")
+    return value  # type: ignore[return-value]
