@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from rag.embedding import BACKENDS, DEFAULT_SCORER_BACKEND
+from rag.embedding import DEFAULT_SCORER_BACKEND
 from rag.errors import BadSetting
-from rag.settings import parse_scorer_backend
+from rag.settings import parse_backend, parse_scorer_backend
 from rag.llm import LLMConfig, llm_config_from_env
 
 PREFIX = "RAG_"
@@ -91,11 +91,7 @@ class ApiSettings:
 
 
 def _backend(value: str | None) -> str | None:
-    if not value:
-        return None
-    if value not in BACKENDS:
-        raise BadSetting(f"{PREFIX}BACKEND={value!r} is not one of {', '.join(BACKENDS)}")
-    return value
+    return parse_backend(value, f"{PREFIX}BACKEND") if value else None
 
 
 def _scorer_backend(value: str | None) -> str | None:

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .embedding import BACKENDS
-from .errors import BadSetting, RagError
+from .errors import RagError
 from .evaluate import evaluate, read_questions
 from .export import answer_to_dict, hit_to_dict
 from .models import Answer, Hit
-from .pipeline import Pipeline
-from .settings import INDEX_TYPES, SCORER_CHOICES, SEARCH_MODES, Settings, parse_scorer_backend
+from .pipeline import ANSWERERS, Pipeline
+from .settings import INDEX_TYPES, SCORER_CHOICES, SEARCH_MODES, Settings, parse_backend, parse_scorer_backend
 
 ENV_PREFIX = "RAG_"
 
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(p, k=8)
     p.add_argument("--as-of", metavar="YYYY-MM-DD", help="ask as of this date (default: today)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
-    p.add_argument("--answerer", choices=("extractive", "llm"), default="extractive",
+    p.add_argument("--answerer", choices=ANSWERERS, default="extractive",
                    help="extractive (sentences of the articles) or llm (written by a chat model, "
                         "then checked against the articles)")
     _scorer_option(p)
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-answers", action="store_true", help="retrieval metrics only")
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--json", metavar="FILE", help="also write the report (with misses) as JSON")
-    p.add_argument("--answerer", choices=("extractive", "llm"), default="extractive",
+    p.add_argument("--answerer", choices=ANSWERERS, default="extractive",
                    help="which answerer to measure (default extractive)")
     _scorer_option(p)
     _llm_options(p)
@@ -136,8 +136,8 @@ def _filters(p: argparse.ArgumentParser, k: int = 10) -> None:
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    if args.backend is not None and args.backend not in BACKENDS:  # only $RAG_BACKEND gets here
-        raise BadSetting(f"{ENV_PREFIX}BACKEND={args.backend!r} is not one of {', '.join(BACKENDS)}")
+    if args.backend is not None:  # argparse checks the option; only a bad $RAG_BACKEND fails here
+        parse_backend(args.backend, f"{ENV_PREFIX}BACKEND")
     cache_dir = _env("CACHE_DIR")
     return Settings(index_dir=Path(args.index), model=args.model, backend=args.backend,
                     cache_dir=Path(cache_dir) if cache_dir else None, **_scorer_choice(args), **extra)

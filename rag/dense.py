@@ -63,11 +63,12 @@ class DenseSearcher:
                ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` rows and scores, best first, among rows where ``allowed`` is true."""
         n = self.index.ntotal
-        k = min(k, n if allowed is None else int(allowed.sum()))
+        allowed_n = n if allowed is None else int(allowed.sum())
+        k = min(k, allowed_n)
         if k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-        if self.kind == "hnsw" and allowed is not None and k <= int(allowed.sum()) <= EXACT_FILTERED_ROWS:
+        if self.kind == "hnsw" and allowed is not None and allowed_n <= EXACT_FILTERED_ROWS:
             return self._exact_subset(q[0], k, np.flatnonzero(allowed))
         params = None
         bits = None

@@ -91,7 +91,7 @@ class Pipeline:
         query takes 5 ms there against 16 ms in torch (BENCHMARKS.md, issue 3)."""
         embedder = self.embedder
         if self.settings.backend is None and embedder_backend(embedder) == "torch":
-            return self._companion("onnx", "queries are embedded")
+            return self._companion(embedder, "onnx", "queries are embedded")
         return embedder
 
     @property
@@ -100,14 +100,14 @@ class Pipeline:
         the search model on ``settings.scorer_backend``, or the search embedder itself when
         that is None, already that backend, or cannot run it (logged)."""
         wanted = self.settings.scorer_backend
+        embedder = self.embedder
         if wanted is None:
-            return self.embedder
-        return self._companion(wanted, "answer sentences are scored")
+            return embedder
+        return self._companion(embedder, wanted, "answer sentences are scored")
 
-    def _companion(self, backend: str, purpose: str) -> Embedder:
+    def _companion(self, embedder: Embedder, backend: str, purpose: str) -> Embedder:
         """The search embedder's model on ``backend``, made (and warmed) once per search
         embedder; the search embedder itself when it already runs there or cannot (logged)."""
-        embedder = self.embedder
         if embedder_backend(embedder) == backend:
             return embedder
         with self._companion_lock:
@@ -278,12 +278,15 @@ class Pipeline:
             raise AnswererError("no LLM is configured for the 'llm' answerer: pass --llm-base-url and "
                                 "--llm-model, or set RAG_LLM_BASE_URL and RAG_LLM_MODEL "
                                 "(library: Pipeline(..., llm=LLMConfig(base_url, model)))")
-        if self._llm_answerer is None:
+        fallback, embedder = self.answerer(), self.embedder
+        current = self._llm_answerer
+        # Rebuilt, like answerer(), when a reloaded index brought other embedders.
+        if current is None or current.fallback is not fallback or current.verifier.embedder is not embedder:
             from .llm import LLMAnswerer, LLMClient
             from .verify import Verifier
 
-            self._llm_answerer = LLMAnswerer(LLMClient(self.llm), self.embedder, self.answerer(),
-                                             Verifier(self.embedder, terms))
+            client = current.client if current is not None else LLMClient(self.llm)
+            self._llm_answerer = LLMAnswerer(client, embedder, fallback, Verifier(embedder, terms))
         return self._llm_answerer
 
     def article(self, article_id: str) -> Article | None:

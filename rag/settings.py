@@ -64,6 +64,17 @@ class Settings:
             raise BadSetting(f"batch_size={self.batch_size} must be at least 1")
 
 
+def parse_backend(value: str, name: str) -> Backend:
+    """``value`` of the backend option or variable ``name``, or BadSetting naming it.
+
+    >>> parse_backend("onnx", "RAG_BACKEND")
+    'onnx'
+    """
+    if value not in BACKENDS:
+        raise BadSetting(f"{name}={value!r} is not one of {', '.join(BACKENDS)}")
+    return value  # type: ignore[return-value]
+
+
 def parse_scorer_backend(value: str, name: str) -> Backend | None:
     """A scorer choice as ``Settings.scorer_backend`` takes it (``search`` becomes None), or
     BadSetting naming the option or variable ``name`` it came from.
@@ -75,4 +86,4 @@ def parse_scorer_backend(value: str, name: str) -> Backend | None:
         return None
     if value not in BACKENDS:
         raise BadSetting(f"{name}={value!r} is not one of {', '.join(SCORER_CHOICES)}")
-    return value  # type: ignore[return-value]
+    return parse_backend(value, name)
