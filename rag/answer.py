@@ -111,9 +111,7 @@ class ExtractiveAnswerer:
 
     # -- steps ------------------------------------------------------------------------------
     def _candidates(self, hits: Sequence[Hit], quotes: Sequence[Quote]) -> list[_Candidate]:
-        speakers: dict[str, list[Quote]] = {}
-        for quote in quotes:
-            speakers.setdefault(quote.article_id, []).append(quote)
+        speakers = quotes_by_article(quotes)
         seen: set[tuple[str, int]] = set()
         out: list[_Candidate] = []
         s = self.settings
@@ -238,6 +236,14 @@ def novelty(sentence: str, asked_words: set[str], terms: Callable[[str], list[st
     return len(found) / 2
 
 
+def quotes_by_article(quotes: Sequence[Quote]) -> dict[str, list[Quote]]:
+    """The stored quotes grouped by article id, in their given order."""
+    grouped: dict[str, list[Quote]] = {}
+    for quote in quotes:
+        grouped.setdefault(quote.article_id, []).append(quote)
+    return grouped
+
+
 def _speaker_at(quotes: Sequence[Quote], start: int, end: int) -> str | None:
     middle = (start + end) // 2
     for quote in quotes:
@@ -265,12 +271,7 @@ def _compose(groups: list[list[_Candidate]]) -> tuple[str, list[Citation]]:
             key = (c.hit.article.id, c.start, c.end)
             if key not in numbers:
                 numbers[key] = len(citations) + 1
-                a = c.hit.article
-                citations.append(Citation(
-                    n=numbers[key], article_id=a.id, title=a.title, source=a.source, url=a.url,
-                    published_at=a.published_at, quote=c.text, start=c.start, end=c.end,
-                    speaker=c.speaker,
-                ))
+                citations.append(Citation.quoting(numbers[key], c.hit.article, c.start, c.end, c.speaker))
             markers.append(f"[{numbers[key]}]")
         parts.append(" ".join(group[0].text.split()) + " " + "".join(markers))
     return " ".join(parts), citations

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import httpx
 
-from .answer import ExtractiveAnswerer, _speaker_at
+from .answer import ExtractiveAnswerer, _speaker_at, quotes_by_article
 from .embedding import Embedder
 from .errors import BadSetting, LLMUnavailable
 from .models import Answer, Citation, Hit, Quote, SentenceCheck
@@ -419,9 +419,7 @@ def _check(v: Verdict, n: int | None, action: str) -> SentenceCheck:
 def _compose(verdicts: Sequence[Verdict], quotes: Sequence[Quote],
              on_unsupported: OnUnsupported) -> tuple[str, list[Citation], list[SentenceCheck]]:
     """Answer text with citation markers, the citations (numbered in order of first use), the report."""
-    by_article: dict[str, list[Quote]] = {}
-    for quote in quotes:
-        by_article.setdefault(quote.article_id, []).append(quote)
+    by_article = quotes_by_article(quotes)
     citations: list[Citation] = []
     numbers: dict[tuple[str, int, int, bool], int] = {}
     parts: list[str] = []
@@ -432,10 +430,8 @@ def _compose(verdicts: Sequence[Verdict], quotes: Sequence[Quote],
         key = (a.id, e.start, e.end, supported)
         if key not in numbers:
             numbers[key] = len(citations) + 1
-            citations.append(Citation(
-                n=numbers[key], article_id=a.id, title=a.title, source=a.source, url=a.url,
-                published_at=a.published_at, quote=e.text, start=e.start, end=e.end,
-                speaker=_speaker_at(by_article.get(a.id, ()), e.start, e.end), supported=supported))
+            citations.append(Citation.quoting(numbers[key], a, e.start, e.end,
+                                              _speaker_at(by_article.get(a.id, ()), e.start, e.end), supported))
         return numbers[key]
 
     for v in verdicts:

@@ -91,6 +91,16 @@ class Citation:
     # was told to flag such sentences rather than drop them; ``quote`` is then the closest one.
     supported: bool = True
 
+    @classmethod
+    def quoting(cls, n: int, article: Article, start: int, end: int, speaker: str | None = None,
+                supported: bool = True) -> "Citation":
+        """Citation ``n`` of ``article.text[start:end]``: the quote is cut from the article itself,
+        so it always matches its offsets."""
+        return cls(n=n, article_id=article.id, title=article.title, source=article.source,
+                   url=article.url, published_at=article.published_at,
+                   quote=article.text[start:end], start=start, end=end, speaker=speaker,
+                   supported=supported)
+
 
 @dataclass(frozen=True)
 class SentenceCheck:
