@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Protocol, Sequence
 
 from rag.errors import RagError
-from rag.indexer import ReindexSummary
+from rag.index.build import ReindexSummary
 
 log = logging.getLogger("api")
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from rag.embedding import DEFAULT_SCORER_BACKEND
+from rag.embed.embedder import DEFAULT_SCORER_BACKEND
 from rag.errors import BadSetting
 from rag.settings import parse_backend, parse_scorer_backend
-from rag.llm import LLMConfig, llm_config_from_env
+from rag.answer.llm import LLMConfig, llm_config_from_env
 
 PREFIX = "RAG_"
 MAX_BODY_BYTES = 64 * 1024
@@ -67,7 +67,7 @@ class ApiSettings:
         """Read ``RAG_INDEX``, ``RAG_MODEL``, ``RAG_RETRIEVAL_ONLY``, ``RAG_API_KEY``,
         ``RAG_PROTECT_READS``, ``RAG_CORS_ORIGINS`` and ``RAG_SOURCES`` (comma lists for the last two),
         ``RAG_BACKEND``, ``RAG_SCORER_BACKEND`` (``search``: the search embedder) and
-        ``RAG_CACHE_DIR``, and the LLM answerer's ``RAG_LLM_*`` (see rag.llm).
+        ``RAG_CACHE_DIR``, and the LLM answerer's ``RAG_LLM_*`` (see rag.answer.llm).
 
         A bad value raises BadSetting naming the variable and what it expects.
         """

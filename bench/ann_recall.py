@@ -11,7 +11,7 @@ mixture, independently of the base vectors. Summary statistics (cosine to the ne
 cosine of random pairs) are printed next to those of real all-MiniLM-L6-v2 vectors of BBC chunks
 when bench/search_latency.py has cached them in bench-out/issue2/.
 
-Index: ``rag.dense.build_dense(vectors, "hnsw")`` (IndexHNSWFlat, inner product, M=32,
+Index: ``rag.index.dense.build_dense(vectors, "hnsw")`` (IndexHNSWFlat, inner product, M=32,
 efConstruction=80), built from the first batch and then grown with ``index.add`` in batches of
 ``--batch`` vectors, with recall measured at checkpoints on the way. If the build would not
 finish within ``--budget-min`` minutes in all, adding stops early, and the table says at what
@@ -35,7 +35,7 @@ from _common import ISSUE2 as CACHE, Timer, environment, finish, log, rss_mb, su
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rag.dense import HNSW_EF_CONSTRUCTION, HNSW_M, build_dense  # noqa: E402
+from rag.index.dense import HNSW_EF_CONSTRUCTION, HNSW_M, build_dense  # noqa: E402
 
 DIM = 384
 EF_SEARCH = (64, 128, 256)
@@ -210,7 +210,7 @@ def main() -> None:
                  "n_requested": args.n, "queries": args.queries, "clusters": args.clusters,
                  "spread": args.spread, "shared": args.shared, "generate_s": round(gen_s, 1),
                  "real_minilm_bbc_stats": real_stats()},
-        "index": {"builder": "rag.dense.build_dense(first batch, 'hnsw') + index.add(batches)",
+        "index": {"builder": "rag.index.dense.build_dense(first batch, 'hnsw') + index.add(batches)",
                   "M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "threads": args.threads},
         "built_n": n, "stopped_early": stopped_early,
         "build_s": round(build_s, 1), "build_vectors_per_s": round(n / build_s, 1),

@@ -15,9 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from rag import Pipeline, Settings
-from rag.answer import AnswerSettings, ExtractiveAnswerer
+from rag.answer.extractive import AnswerSettings, ExtractiveAnswerer
 from rag.evaluate import contains, read_questions
-from rag.keyword import terms
+from rag.index.keyword import terms
 
 VARIANTS = {
     "default": {},

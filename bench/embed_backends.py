@@ -6,7 +6,7 @@
    ``rag.ingest.read_sources``, ``Pipeline.chunker().chunk`` and ``embedding_text``, as a reindex
    does), then a fixed random sample of ``--sample`` chunks from each (seed 0). Ingest and
    chunking are timed too: they bound what overlapping them with embedding could save.
-2. Throughput: every backend embeds the same sample with ``rag.embedding.embed_documents``
+2. Throughput: every backend embeds the same sample with ``rag.embed.embedder.embed_documents``
    (length-sorted batches of ``--batch-size``), ``--runs`` times, the backends interleaved and
    their order rotated each run so that a change in the machine's load hits them all; medians
    and ratios to torch are reported, of chunks per wall second and of chunks per CPU-second of
@@ -39,7 +39,7 @@ from _common import BBC, Timer, environment, finish, log, table  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from rag.embedding import BACKENDS, SentenceTransformerEmbedder, embed_documents  # noqa: E402
+from rag.embed.embedder import BACKENDS, SentenceTransformerEmbedder, embed_documents  # noqa: E402
 from rag.ingest import read_sources  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.settings import Settings  # noqa: E402

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import environment, finish, log, table  # noqa: E402
 
-from rag.embedding import export_onnx, resolve_model_path  # noqa: E402
+from rag.embed.embedder import export_onnx, resolve_model_path  # noqa: E402
 
 ARTICLES = Path("/work/shared/datasets/realtimeqa-2022/articles.jsonl.gz")
 

@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, RTQA_QUESTIONS, environment, finish, log, summary_ms  # noqa: E402
 
 from rag.evaluate import contains, read_questions  # noqa: E402
-from rag.llm import LLMConfig  # noqa: E402
+from rag.answer.llm import LLMConfig  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.verify import VerifySettings, Verifier, echoes_question, evidence_for, parse_claims  # noqa: E402
+from rag.answer.verify import VerifySettings, Verifier, echoes_question, evidence_for, parse_claims  # noqa: E402
 
 INDEX = ROOT / "bench-out" / "rtqa" / "idx-f32"  # rag reindex realtimeqa articles.jsonl.gz --index ...
 OUT = ROOT / "bench-out" / "llm"  # git-ignored scratch space: drafts, samples to label

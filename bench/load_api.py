@@ -61,7 +61,7 @@ def build(sources: Path, index: Path) -> None:
         log(f"reusing {index.relative_to(ROOT)}")
         return
     log(f"indexing {sources.relative_to(ROOT)} into {index.relative_to(ROOT)} ...")
-    subprocess.run([sys.executable, "-m", "rag.cli", "reindex", str(sources), "--index", str(index), "--quiet"],
+    subprocess.run([sys.executable, "-m", "api.cli", "reindex", str(sources), "--index", str(index), "--quiet"],
                    check=True)
 
 
@@ -75,7 +75,7 @@ def start_server(index: Path, port: int, logfile: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     for name in ("RAG_API_KEY", "RAG_PROTECT_READS", "RAG_RETRIEVAL_ONLY"):
         env.pop(name, None)
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(index), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--index", str(index), "--port", str(port)],
                             stdout=open(logfile, "w"), stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RTQA_QUESTIONS, environment, finish, log, pct, rss_mb, table  # noqa: E402
 
 from rag import Pipeline, Settings  # noqa: E402
-from rag.embedding import embed_query, embedder_backend  # noqa: E402
+from rag.embed.embedder import embed_query, embedder_backend  # noqa: E402
 from rag.evaluate import read_questions  # noqa: E402
 
 

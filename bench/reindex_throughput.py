@@ -4,7 +4,7 @@
 
 1. Stage split: the steps of ``Indexer._build`` called one by one and timed (ingest with
    ``rag.ingest.read_sources``, chunking with ``Pipeline.chunker().chunk`` plus the embedding
-   texts, embedding with ``rag.embedding.embed_documents``, index writing: SQLite store, vectors,
+   texts, embedding with ``rag.embed.embedder.embed_documents``, index writing: SQLite store, vectors,
    FAISS, BM25).
 2. End to end: ``Pipeline.reindex([source], full=True)`` into a fresh temporary index folder
    (``--full`` semantics), ``--runs`` times; medians reported.
@@ -29,21 +29,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import BBC, ISSUE2 as CACHE, Timer, environment, finish, log, rss_mb, table  # noqa: E402
 
-from rag.dense import DenseSearcher, build_dense  # noqa: E402
-from rag.embedding import SentenceTransformerEmbedder, embed_documents  # noqa: E402
-from rag.indexer import _embed_key, content_hash  # noqa: E402
+from rag.index.dense import DenseSearcher, build_dense  # noqa: E402
+from rag.embed.embedder import SentenceTransformerEmbedder, embed_documents  # noqa: E402
+from rag.index.build import _embed_key, content_hash  # noqa: E402
 from rag.ingest import read_sources  # noqa: E402
-from rag.keyword import KeywordSearcher  # noqa: E402
+from rag.index.keyword import KeywordSearcher  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
-from rag.quotes import extract_quotes  # noqa: E402
+from rag.text.quotes import extract_quotes  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store import Store  # noqa: E402
+from rag.index.store import Store  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 
 def stage_split(pipeline: Pipeline, source: Path, work: Path) -> dict:
-    """Each stage of a full build, timed on its own (mirrors rag.indexer.Indexer._build)."""
+    """Each stage of a full build, timed on its own (mirrors rag.index.build.Indexer._build)."""
     t: dict[str, float] = {}
     with Timer() as tm:
         report = read_sources([str(source.resolve())])

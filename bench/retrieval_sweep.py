@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from rag import Pipeline, Settings
-from rag.embedding import embed_query
+from rag.embed.embedder import embed_query
 from rag.evaluate import contains, read_questions
-from rag.retrieve import SearchFilter, allowed_rows
+from rag.search.retrieve import SearchFilter, allowed_rows
 
 DEPTH = 100
 

@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RTQA_QUESTIONS, environment, finish, log, table  # noqa: E402
 
 from rag import Pipeline, Settings  # noqa: E402
-from rag.embedding import embed_query  # noqa: E402
+from rag.embed.embedder import embed_query  # noqa: E402
 from rag.evaluate import read_questions  # noqa: E402
-from rag.index import read_manifest  # noqa: E402
-from rag.retrieve import SearchFilter, allowed_rows  # noqa: E402
-from rag.timeframe import time_frame  # noqa: E402
+from rag.index.loaded import read_manifest  # noqa: E402
+from rag.search.retrieve import SearchFilter, allowed_rows  # noqa: E402
+from rag.search.timeframe import time_frame  # noqa: E402
 
 DEPTH = 300
 Ranker = Callable[[dict], list[int]]
@@ -72,7 +72,7 @@ def main() -> None:
                       "d": [int(r) for r in d_rows], "k": [int(r) for r in k_rows]})
 
     def recency(scores: dict[int, float], c: dict, weight: float = 0.5) -> dict[int, float]:
-        """The shipped re-rank (rag.answer.recency_boost), on row scores."""
+        """The shipped re-rank (rag.answer.extractive.recency_boost), on row scores."""
         frame = c["frame"]
         if not frame.prefer_recent:
             return scores

@@ -13,7 +13,7 @@ How the corpora are made (reduced-cost path, see BENCHMARKS.md):
   reaches the size asked for.
 - BBC has no dates: every article and copy gets a date between 2004-01-01 and 2005-12-31 drawn
   from a hash of its id, so that a date filter has something to select.
-- The index is built by the real ``rag.indexer.Indexer`` (via ``Pipeline.reindex``: ingest,
+- The index is built by the real ``rag.index.build.Indexer`` (via ``Pipeline.reindex``: ingest,
   chunking, SQLite store, FAISS, BM25) with a stand-in embedder that returns precomputed real
   vectors: an original chunk gets its own real vector; a copy's chunk gets the real vector of the
   same body text (title and reference sentence stripped) plus Gaussian noise of norm ``--noise``
@@ -111,8 +111,8 @@ class PrecomputedEmbedder:
 
 def base_vectors(real: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list, dict[str, int]]:
     """Real vectors of every original BBC chunk, keyed by embedding text and by body text."""
-    from rag.chunking import Chunker, ChunkingSettings
-    from rag.embedding import embed_documents
+    from rag.ingest.chunking import Chunker, ChunkingSettings
+    from rag.embed.embedder import embed_documents
     from rag.ingest import read_sources
 
     articles = read_sources([str(BBC)]).articles
@@ -204,9 +204,9 @@ def worker(index_dir: Path, n_queries: int, out: Path, torch_threads: int, faiss
     import faiss
     import torch
 
-    from rag.embedding import embed_query
+    from rag.embed.embedder import embed_query
     from rag.pipeline import Pipeline, make_filter
-    from rag.retrieve import allowed_rows
+    from rag.search.retrieve import allowed_rows
     from rag.settings import Settings
 
     mem: dict[str, Any] = {"start": rss_mb()}
@@ -329,7 +329,7 @@ def main() -> None:
                args.default_queries)
         return
 
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embed.embedder import SentenceTransformerEmbedder
 
     env = environment()
     log(f"load avg {env['loadavg_at_start']}; busy: {env['other_busy_processes_at_start']}")

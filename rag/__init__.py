@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .errors import (
+from rag.errors import (
     AnswererError,
     BadDate,
     BadQuery,
@@ -20,11 +20,11 @@ from .errors import (
     RagError,
     SourceError,
 )
-from .indexer import ReindexSummary
-from .models import Answer, Article, Chunk, Citation, Hit, Problem, Quote
-from .pipeline import Pipeline
-from .retrieve import SearchFilter
-from .settings import Settings
+from rag.index.build import ReindexSummary
+from rag.models import Answer, Article, Chunk, Citation, Hit, Problem, Quote
+from rag.pipeline import Pipeline
+from rag.search.retrieve import SearchFilter
+from rag.settings import Settings
 
 __version__ = "0.1.0"
 

@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .dates import parse_date
-from .errors import InputError, SourceError
-from .models import Answer, Hit, Problem
+from rag.text.dates import parse_date
+from rag.errors import InputError, SourceError
+from rag.models import Answer, Hit, Problem
 
 
 @dataclass(frozen=True)

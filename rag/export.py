@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .models import Answer, Article, Hit
+from rag.models import Answer, Article, Hit
 
 
 def hit_to_dict(hit: Hit) -> dict[str, Any]:

@@ -13,22 +13,22 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 
-from .chunking import Chunker, ChunkingSettings
-from .dates import parse_date
-from .embedding import (DEFAULT_BACKEND, Embedder, SentenceTransformerEmbedder, canonical_model_name,
+from rag.ingest.chunking import Chunker, ChunkingSettings
+from rag.text.dates import parse_date
+from rag.embed.embedder import (DEFAULT_BACKEND, Embedder, SentenceTransformerEmbedder, canonical_model_name,
                         embedder_backend, interchangeable, manifest_backend)
-from .errors import AnswererError, BadSetting, IndexMismatch, IndexNotBuilt, IndexProblem, ModelError
-from .index import MANIFEST, LoadedIndex, load_index, read_manifest
-from .indexer import Indexer, ReindexSummary
-from .keyword import terms
-from .answer import ExtractiveAnswerer, recency_boost
-from .models import Answer, Article, Hit
-from .retrieve import SearchFilter, check_query, search
-from .timeframe import time_frame
-from .settings import SearchMode, Settings
+from rag.errors import AnswererError, BadSetting, IndexMismatch, IndexNotBuilt, IndexProblem, ModelError
+from rag.index.loaded import MANIFEST, LoadedIndex, load_index, read_manifest
+from rag.index.build import Indexer, ReindexSummary
+from rag.index.keyword import terms
+from rag.answer.extractive import ExtractiveAnswerer, recency_boost
+from rag.models import Answer, Article, Hit
+from rag.search.retrieve import SearchFilter, check_query, search
+from rag.search.timeframe import time_frame
+from rag.settings import SearchMode, Settings
 
 if TYPE_CHECKING:
-    from .llm import LLMAnswerer, LLMConfig
+    from rag.answer.llm import LLMAnswerer, LLMConfig
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class Pipeline:
     # -- verbs ------------------------------------------------------------------------------
     def reindex(self, sources: Sequence[str | Path] = (), full: bool = False) -> ReindexSummary:
         """Build or update the index from ``sources`` (default: the last reindex's sources)."""
-        from .quotes import extract_quotes
+        from rag.text.quotes import extract_quotes
 
         embedder = self.embedder_for(self.settings.model, self._build_backend())
         indexer = Indexer(self.settings, embedder, self.chunker(), quote_extractor=extract_quotes)
@@ -282,8 +282,8 @@ class Pipeline:
         current = self._llm_answerer
         # Rebuilt, like answerer(), when a reloaded index brought other embedders.
         if current is None or current.fallback is not fallback or current.verifier.embedder is not embedder:
-            from .llm import LLMAnswerer, LLMClient
-            from .verify import Verifier
+            from rag.answer.llm import LLMAnswerer, LLMClient
+            from rag.answer.verify import Verifier
 
             client = current.client if current is not None else LLMClient(self.llm)
             self._llm_answerer = LLMAnswerer(client, embedder, fallback, Verifier(embedder, terms))

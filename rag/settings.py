@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .embedding import BACKENDS, DEFAULT_SCORER_BACKEND, Backend, check_backend
-from .errors import BadSetting
+from rag.embed.embedder import BACKENDS, DEFAULT_SCORER_BACKEND, Backend, check_backend
+from rag.errors import BadSetting
 
 IndexType = Literal["auto", "exact", "hnsw"]
 SearchMode = Literal["hybrid", "dense", "keyword"]

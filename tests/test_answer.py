@@ -9,8 +9,8 @@ import pytest
 from datetime import date
 
 from rag import Answer, Article, BadDate, BadQuery, Chunk, Hit
-from rag.answer import ABSTAIN_TEXT, recency_boost
-from rag.timeframe import time_frame
+from rag.answer.extractive import ABSTAIN_TEXT, recency_boost
+from rag.search.timeframe import time_frame
 
 BLINKEN = "What did Blinken say about China?"
 
@@ -107,8 +107,8 @@ def test_ask_rejects_bad_input(built):
 def test_an_answer_names_what_the_question_asks_for_not_just_its_echo(embedder):
     from dataclasses import replace
 
-    from rag.answer import AnswerSettings, ExtractiveAnswerer, novelty
-    from rag.keyword import terms
+    from rag.answer.extractive import AnswerSettings, ExtractiveAnswerer, novelty
+    from rag.index.keyword import terms
 
     text = ("Blink-182 is reuniting with Tom DeLonge for a world tour next year. "
             "The band announced this week that it is dropping a new single and will go on a reunion tour.")

@@ -21,7 +21,7 @@ from rag import __version__
 from rag.errors import BadSetting, SourceError
 from rag.models import Answer
 from rag.export import answer_to_dict, article_to_dict, hit_to_dict
-from rag.indexer import ReindexSummary
+from rag.index.build import ReindexSummary
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
@@ -466,7 +466,7 @@ def test_bad_settings_name_the_variable(env, message):
 
 
 def test_rag_serve_stops_on_a_bad_setting(monkeypatch, capsys, tmp_path):
-    from rag.cli import main
+    from api.cli import main
 
     monkeypatch.setenv("RAG_RETRIEVAL_ONLY", "maybe")
     assert main(["serve", "--index", str(tmp_path)]) == 1

@@ -289,7 +289,7 @@ def test_rag_serve_prints_the_url_and_serves(built):
     pipeline, _, _ = built
     port = free_port()
     env = {**os.environ, "RAG_RETRIEVAL_ONLY": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(pipeline.settings.index_dir),
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--index", str(pipeline.settings.index_dir),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         lines = [proc.stdout.readline().rstrip("\n") for _ in range(2)]

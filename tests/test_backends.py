@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from rag import BadSetting, IndexMismatch, Pipeline, Settings
-from rag.cli import main
-from rag.embedding import (DEFAULT_MODEL, SentenceTransformerEmbedder, export_onnx, interchangeable,
+from api.cli import main
+from rag.embed.embedder import (DEFAULT_MODEL, SentenceTransformerEmbedder, export_onnx, interchangeable,
                            onnx_cache_folder, resolve_model_path)
 
 from conftest import write_corpus
@@ -169,7 +169,7 @@ def test_cli_reindex_backend_and_refused_search(tmp_path, onnx_cache, capsys):
     corpus = write_corpus(tmp_path / "news")
     index = str(tmp_path / "index")
     env = {**os.environ, "RAG_CACHE_DIR": str(onnx_cache)}
-    done = subprocess.run([sys.executable, "-m", "rag.cli", "reindex", str(corpus), "--index", index,
+    done = subprocess.run([sys.executable, "-m", "api.cli", "reindex", str(corpus), "--index", index,
                            "--backend", "onnx-int8", "--quiet"], capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stderr

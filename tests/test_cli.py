@@ -6,13 +6,13 @@ import json
 import subprocess
 import sys
 
-from rag.cli import main
+from api.cli import main
 
 KEYS = ["rank", "score", "article_id", "chunk_id", "title", "url", "source", "published_at", "text", "start", "end"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_reindex_then_search_json_end_to_end(tmp_path, corpus):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from rag.dense import DenseSearcher, build_dense
+from rag.index.dense import DenseSearcher, build_dense
 
 
 def _vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:

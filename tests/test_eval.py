@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rag.cli import main
+from api.cli import main
 from rag.errors import SourceError
 from rag.evaluate import Question, evaluate_mode, read_questions
 from rag.models import Answer, Article, Chunk, Citation, Hit, Problem

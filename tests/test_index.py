@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rag import IndexCorrupt, IndexMismatch, IndexNotBuilt, Pipeline, Settings, SourceError
-from rag.index import load_index
+from rag.index.loaded import load_index
 
 
 def make(tmp_path: Path, embedder, **settings) -> Pipeline:
@@ -32,7 +32,7 @@ def test_reindex_writes_a_manifest_that_describes_the_build(built):
         "format_version": 1,
         "model": {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384, "backend": "torch"},
         "chunking": {"max_tokens": 200, "overlap_sentences": 1, "model_max_tokens": 256,
-                     "title_max_tokens": 32, "splitter": "rag.sentences/1", "title_in_embedding": True},
+                     "title_max_tokens": 32, "splitter": "rag.text.sentences/1", "title_in_embedding": True},
         "index": {"kind": "exact", "ann_threshold": 200_000},
         "counts": {"articles": 6, "chunks": summary.chunks},
         "sources": [str(corpus)],
@@ -241,7 +241,7 @@ def test_killing_a_reindex_halfway_leaves_the_previous_index_usable(tmp_path, co
             text = f"Report {i}: the harbour authority counted {i * 7} ships in port this week. " * 12
             fh.write(json.dumps({"id": f"r{i}", "title": f"Harbour report {i}", "text": text}) + "\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "reindex", str(big), "--index", str(index_dir), "--quiet"],
+        [sys.executable, "-m", "api.cli", "reindex", str(big), "--index", str(index_dir), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     deadline = time.monotonic() + 120

@@ -1,4 +1,4 @@
-"""rag.llm without a model: configuration, the HTTP client (on httpx.MockTransport), the prompt,
+"""rag.answer.llm without a model: configuration, the HTTP client (on httpx.MockTransport), the prompt,
 and the answerer's verification, re-citation and fallbacks on scripted model replies."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import re
 import httpx
 import pytest
 
-import rag.llm
+import rag.answer.llm
 from rag import AnswererError, BadSetting, Pipeline
 from conftest import free_port
-from rag.answer import ExtractiveAnswerer
+from rag.answer.extractive import ExtractiveAnswerer
 from rag.errors import LLMUnavailable
-from rag.keyword import terms
-from rag.llm import SYSTEM_PROMPT, LLMAnswerer, LLMClient, LLMConfig, build_messages, llm_config_from_env
+from rag.index.keyword import terms
+from rag.answer.llm import SYSTEM_PROMPT, LLMAnswerer, LLMClient, LLMConfig, build_messages, llm_config_from_env
 from rag.models import Article, Chunk, Hit
 from test_answer import assert_verifiable
 
@@ -107,7 +107,7 @@ def test_config_from_env_names_the_bad_variable(env, message):
 
 
 def test_public_names():
-    assert rag.llm.__all__ == ["LLMAnswerer", "LLMClient", "LLMConfig", "build_messages", "llm_config_from_env"]
+    assert rag.answer.llm.__all__ == ["LLMAnswerer", "LLMClient", "LLMConfig", "build_messages", "llm_config_from_env"]
 
 
 # -- the client ------------------------------------------------------------------------------------

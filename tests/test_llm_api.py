@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from api import ApiSettings, create_app
 from conftest import free_port
 from rag.export import answer_to_dict
-from rag.llm import LLMConfig
+from rag.answer.llm import LLMConfig
 from rag.pipeline import Pipeline
 
 QUESTION = "Why was the Abbott baby formula plant closed?"

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from rag import Pipeline, Settings
-from rag.cli import main
-from rag.llm import LLMConfig
+from api.cli import main
+from rag.answer.llm import LLMConfig
 from conftest import free_port, stop_server, wait_until_serving
 from test_answer import BLINKEN, assert_verifiable
 
@@ -163,7 +163,7 @@ def test_rag_serve_streams_llm_tokens_then_the_verified_answer(built, llm_server
     port = free_port()
     env = {**os.environ, "RAG_LLM_BASE_URL": llm_server.url, "RAG_LLM_MODEL": llm_server.model,
            "RAG_LLM_MAX_TOKENS": "64"}
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(pipeline.settings.index_dir),
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--index", str(pipeline.settings.index_dir),
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env)
     url = f"http://127.0.0.1:{port}"

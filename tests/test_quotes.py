@@ -6,10 +6,10 @@ import doctest
 
 import pytest
 
-import rag.quotes
+import rag.text.quotes
 from conftest import AP_FED, BBC_ARMS, CNN_FORMULA, REUTERS_CITY, SEED, UNDATED_LOCAL
 from rag.models import Article, Quote
-from rag.quotes import asked_speaker, extract_quotes, same_person
+from rag.text.quotes import asked_speaker, extract_quotes, same_person
 
 
 def quotes(text: str) -> list[tuple[str | None, str, str]]:
@@ -247,5 +247,5 @@ def test_same_person(asked, speaker, same):
 
 # -- the module itself ------------------------------------------------------------------------
 def test_public_surface_and_docstring_examples():
-    assert rag.quotes.__all__ == ["asked_speaker", "extract_quotes", "same_person"]
-    assert doctest.testmod(rag.quotes).failed == 0
+    assert rag.text.quotes.__all__ == ["asked_speaker", "extract_quotes", "same_person"]
+    assert doctest.testmod(rag.text.quotes).failed == 0

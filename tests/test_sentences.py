@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.sentences import split_sentences
+from rag.text.sentences import split_sentences
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_29be564519ffc8c1.txt"
 

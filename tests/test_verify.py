@@ -1,14 +1,14 @@
-"""rag.verify: crafted answers (supported, mis-cited, uncited, invented) on the real embedder."""
+"""rag.answer.verify: crafted answers (supported, mis-cited, uncited, invented) on the real embedder."""
 
 from __future__ import annotations
 
 import pytest
 
-import rag.verify
+import rag.answer.verify
 from conftest import AP_FED, CNN_FORMULA, REUTERS_CITY
-from rag.keyword import terms
+from rag.index.keyword import terms
 from rag.models import Article, Chunk, Hit
-from rag.verify import Claim, Verifier, VerifySettings, evidence_for, parse_claims
+from rag.answer.verify import Claim, Verifier, VerifySettings, evidence_for, parse_claims
 
 
 def _hit(record: dict, rank: int) -> Hit:
@@ -122,7 +122,7 @@ def test_evidence_offsets_point_into_the_article():
 
 def test_no_evidence_means_no_support(verifier):
     assert verifier.check([Claim("Rates rose sharply in June.", (1,))], [], 0) == [
-        rag.verify.Verdict(Claim("Rates rose sharply in June.", (1,)))]
+        rag.answer.verify.Verdict(Claim("Rates rose sharply in June.", (1,)))]
 
 
 def test_the_settings_are_the_calibrated_ones():
@@ -131,5 +131,5 @@ def test_the_settings_are_the_calibrated_ones():
 
 
 def test_public_names():
-    assert rag.verify.__all__ == ["Claim", "Evidence", "Support", "Verdict", "Verifier", "VerifySettings",
+    assert rag.answer.verify.__all__ == ["Claim", "Evidence", "Support", "Verdict", "Verifier", "VerifySettings",
                                   "echoes_question", "evidence_for", "parse_claims"]

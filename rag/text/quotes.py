@@ -44,8 +44,8 @@ import re
 import unicodedata
 from typing import Literal
 
-from .models import Article, Quote
-from .sentences import split_sentences
+from rag.models import Article, Quote
+from rag.text.sentences import split_sentences
 
 __all__ = ["asked_speaker", "extract_quotes", "same_person"]
 
@@ -268,7 +268,7 @@ _PRONOUN_LEADS = frozenset(
 def extract_quotes(article: Article) -> list[Quote]:
     """Every sentence of ``article.text`` that carries a statement, with its speaker.
 
-    Spans come from :func:`rag.sentences.split_sentences`, so ``article.text[q.start:q.end]
+    Spans come from :func:`rag.text.sentences.split_sentences`, so ``article.text[q.start:q.end]
     == q.text`` always.
 
     >>> text = '\u201cWe are not done,\u201d said Chair Jerome Powell. Rates rose.'

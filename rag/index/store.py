@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .models import Article, Chunk, Quote
+from rag.models import Article, Chunk, Quote
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (

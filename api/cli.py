@@ -13,13 +13,13 @@ import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
-from .embedding import BACKENDS
-from .errors import RagError
-from .evaluate import evaluate, read_questions
-from .export import answer_to_dict, hit_to_dict
-from .models import Answer, Hit
-from .pipeline import ANSWERERS, Pipeline
-from .settings import INDEX_TYPES, SCORER_CHOICES, SEARCH_MODES, Settings, parse_backend, parse_scorer_backend
+from rag.embed.embedder import BACKENDS
+from rag.errors import RagError
+from rag.evaluate import evaluate, read_questions
+from rag.export import answer_to_dict, hit_to_dict
+from rag.models import Answer, Hit
+from rag.pipeline import ANSWERERS, Pipeline
+from rag.settings import INDEX_TYPES, SCORER_CHOICES, SEARCH_MODES, Settings, parse_backend, parse_scorer_backend
 
 ENV_PREFIX = "RAG_"
 
@@ -118,7 +118,7 @@ def _llm_options(p: argparse.ArgumentParser) -> None:
 
 def _llm_config(args: argparse.Namespace) -> Any:
     """LLMConfig from --llm-* options over $RAG_LLM_* variables, or None when neither sets one."""
-    from .llm import llm_config_from_env
+    from rag.answer.llm import llm_config_from_env
 
     return llm_config_from_env(
         os.environ, prefix=ENV_PREFIX, base_url=args.llm_base_url, model=args.llm_model,

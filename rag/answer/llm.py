@@ -3,7 +3,7 @@
 Any server that speaks ``POST /v1/chat/completions`` works: Ollama, vLLM, llama.cpp's server,
 llama-cpp-python's server, or a hosted API. The model sees the retrieved passages, numbered and
 fenced off as data, and is asked to end each sentence with ``[n]``. What it writes is then
-checked sentence by sentence (:mod:`rag.verify`): the model may write a sentence, but only a
+checked sentence by sentence (:mod:`rag.answer.verify`): the model may write a sentence, but only a
 quote found in an article can stand behind it.
 
 >>> config = LLMConfig(base_url="http://127.0.0.1:8080", model="smollm2")
@@ -25,11 +25,11 @@ from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import httpx
 
-from .answer import ExtractiveAnswerer, _speaker_at, quotes_by_article
-from .embedding import Embedder
-from .errors import BadSetting, LLMUnavailable
-from .models import Answer, Citation, Hit, Quote, SentenceCheck
-from .verify import Evidence, Verdict, Verifier, evidence_for, parse_claims
+from rag.answer.extractive import ExtractiveAnswerer, _speaker_at, quotes_by_article
+from rag.embed.embedder import Embedder
+from rag.errors import BadSetting, LLMUnavailable
+from rag.models import Answer, Citation, Hit, Quote, SentenceCheck
+from rag.answer.verify import Evidence, Verdict, Verifier, evidence_for, parse_claims
 
 __all__ = [
     "LLMAnswerer",

@@ -20,16 +20,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .chunking import Chunker, ChunkingSettings
-from .dense import DenseSearcher, build_dense
-from .embedding import Embedder, embed_documents, embedder_backend, interchangeable, manifest_backend
-from .errors import IndexProblem, SourceError
-from .index import FORMAT_VERSION, MANIFEST, read_manifest, write_manifest
-from .ingest import IngestReport, read_sources
-from .keyword import KeywordSearcher
-from .models import Article, Chunk, Problem, Quote
-from .settings import Settings
-from .store import Store
+from rag.ingest.chunking import Chunker, ChunkingSettings
+from rag.index.dense import DenseSearcher, build_dense
+from rag.embed.embedder import Embedder, embed_documents, embedder_backend, interchangeable, manifest_backend
+from rag.errors import IndexProblem, SourceError
+from rag.index.loaded import FORMAT_VERSION, MANIFEST, read_manifest, write_manifest
+from rag.ingest import IngestReport, read_sources
+from rag.index.keyword import KeywordSearcher
+from rag.models import Article, Chunk, Problem, Quote
+from rag.settings import Settings
+from rag.index.store import Store
 
 QuoteExtractor = Callable[[Article], Sequence[Quote]]
 
@@ -91,7 +91,7 @@ class Indexer:
         s: ChunkingSettings = self.chunker.settings
         return {"max_tokens": s.max_tokens, "overlap_sentences": s.overlap_sentences,
                 "model_max_tokens": s.model_max_tokens, "title_max_tokens": s.title_max_tokens,
-                "splitter": "rag.sentences/1", "title_in_embedding": True}
+                "splitter": "rag.text.sentences/1", "title_in_embedding": True}
 
     def reindex(self, sources: Sequence[str | Path] = (), full: bool = False) -> ReindexSummary:
         """Mirror ``sources`` (or the ones the last reindex used) into a new generation."""

@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol, Sequence
 
 import numpy as np
 
-from .errors import BadSetting, ModelError
+from rag.errors import BadSetting, ModelError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}

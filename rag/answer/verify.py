@@ -31,9 +31,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .embedding import Embedder
-from .models import Hit
-from .sentences import split_sentences
+from rag.embed.embedder import Embedder
+from rag.models import Hit
+from rag.text.sentences import split_sentences
 
 __all__ = [
     "Claim",
@@ -200,7 +200,7 @@ class Verifier:
     def __init__(self, embedder: Embedder, terms: Callable[[str], list[str]] | None = None,
                  settings: VerifySettings = VerifySettings()) -> None:
         if terms is None:
-            from .keyword import terms as keyword_terms
+            from rag.index.keyword import terms as keyword_terms
 
             terms = keyword_terms
         self.embedder = embedder

@@ -11,12 +11,12 @@ from datetime import date
 
 import numpy as np
 
-from .dates import check_range
-from .embedding import Embedder, embed_query
-from .errors import BadQuery, BadSetting
-from .index import LoadedIndex
-from .models import Hit
-from .settings import SEARCH_MODES, SearchMode
+from rag.text.dates import check_range
+from rag.embed.embedder import Embedder, embed_query
+from rag.errors import BadQuery, BadSetting
+from rag.index.loaded import LoadedIndex
+from rag.models import Hit
+from rag.settings import SEARCH_MODES, SearchMode
 
 RRF_K = 60
 MAX_QUERY_CHARS = 2000

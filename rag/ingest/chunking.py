@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .errors import BadSetting
-from .models import Article, Chunk
-from .sentences import split_sentences
+from rag.errors import BadSetting
+from rag.models import Article, Chunk
+from rag.text.sentences import split_sentences
 
 __all__ = ["Chunker", "ChunkingSettings"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from .errors import BadDate
+from rag.errors import BadDate
 
 
 def parse_date(value: str | date | None, field: str) -> date | None:

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .dates import day_number
-from .dense import DenseSearcher
-from .errors import IndexCorrupt, IndexMismatch, IndexNotBuilt
-from .keyword import KeywordSearcher
-from .store import Store
+from rag.text.dates import day_number
+from rag.index.dense import DenseSearcher
+from rag.errors import IndexCorrupt, IndexMismatch, IndexNotBuilt
+from rag.index.keyword import KeywordSearcher
+from rag.index.store import Store
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -22,10 +22,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .embedding import Embedder
-from .models import Answer, Citation, Hit, Quote
-from .quotes import asked_speaker, same_person
-from .sentences import split_sentences
+from rag.embed.embedder import Embedder
+from rag.models import Answer, Citation, Hit, Quote
+from rag.text.quotes import asked_speaker, same_person
+from rag.text.sentences import split_sentences
 
 ABSTAIN_TEXT = "The indexed news does not cover this question. The closest passages are listed below."
 

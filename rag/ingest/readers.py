@@ -23,8 +23,8 @@ from urllib.parse import urldefrag, urlsplit
 import yaml
 from dateutil import parser as dateparser
 
-from .errors import SourceError
-from .models import Article, Problem
+from rag.errors import SourceError
+from rag.models import Article, Problem
 
 MAX_FILE_BYTES = 20_000_000
 MAX_TEXT_CHARS = 2_000_000

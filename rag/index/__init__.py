@@ -1,0 +1,9 @@
+"""The index on disk and in memory.
+
+- ``build``: a reindex, from sources to a new generation folder and an atomic manifest swap;
+- ``loaded``: the manifest and one loaded generation;
+- ``store`` (SQLite: articles, chunks, quotes), ``dense`` (FAISS) and ``keyword`` (BM25): the
+  three parts of a generation.
+
+A new index type belongs in ``dense`` (chosen by ``Settings.index_type``).
+"""

@@ -1,0 +1,12 @@
+"""From files to articles to chunks: the first stage of a reindex.
+
+- ``readers``: files and folders (text, Markdown, HTML, JSON, JSONL, gzip) into ``Article``s, with
+  a ``Problem`` for every record that cannot be used;
+- ``chunking``: articles into token-bounded passages that keep their offsets.
+
+A new input format is a new reader in ``readers``.
+"""
+
+from rag.ingest.readers import IngestReport, iter_articles, iter_source_files, read_sources
+
+__all__ = ["IngestReport", "iter_articles", "iter_source_files", "read_sources"]

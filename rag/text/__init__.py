@@ -1,0 +1,6 @@
+"""Language helpers shared by every stage: pure functions over strings, no models, no index.
+
+- ``sentences``: sentence spans (offsets into the text, so a quote can always be cut back out);
+- ``dates``: parsing and checking the dates users type;
+- ``quotes``: who said what, from the text's own attributions ("…," said Mr X).
+"""
