@@ -27,7 +27,7 @@ _LAZY = {
     "serve": "api.server",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["ApiSettings", "PipelineDep", "create_app", "get_pipeline", "serve"]
 
 
 def __getattr__(name: str) -> Any:

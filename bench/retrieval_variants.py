@@ -72,7 +72,7 @@ def main() -> None:
                       "d": [int(r) for r in d_rows], "k": [int(r) for r in k_rows]})
 
     def recency(scores: dict[int, float], c: dict, weight: float = 0.5) -> dict[int, float]:
-        """The shipped re-rank (rag.answer.extractive.recency_boost), on row scores."""
+        """The shipped re-rank (rag.search.asof.recency_boost), on row scores."""
         frame = c["frame"]
         if not frame.prefer_recent:
             return scores

@@ -205,7 +205,8 @@ def worker(index_dir: Path, n_queries: int, out: Path, torch_threads: int, faiss
     import torch
 
     from rag.embed.embedder import embed_query
-    from rag.pipeline import Pipeline, make_filter
+    from rag.pipeline import Pipeline
+    from rag.search.retrieve import make_filter
     from rag.search.retrieve import allowed_rows
     from rag.settings import Settings
 

@@ -21,10 +21,10 @@ from rag.errors import AnswererError, BadSetting, IndexMismatch, IndexNotBuilt, 
 from rag.index.loaded import MANIFEST, LoadedIndex, load_index, read_manifest
 from rag.index.build import Indexer, ReindexSummary
 from rag.index.keyword import terms
-from rag.answer.extractive import ExtractiveAnswerer, recency_boost
+from rag.answer.extractive import ExtractiveAnswerer
 from rag.models import Answer, Article, Hit
-from rag.search.retrieve import SearchFilter, check_query, search
-from rag.search.timeframe import time_frame
+from rag.search.asof import search_as_of
+from rag.search.retrieve import check_query, make_filter, search
 from rag.settings import SearchMode, Settings
 
 if TYPE_CHECKING:
@@ -34,12 +34,6 @@ log = logging.getLogger(__name__)
 
 AnswererName = Literal["extractive", "llm"]
 ANSWERERS: tuple[str, ...] = ("extractive", "llm")
-
-
-# How many passages to rank before the date-aware re-rank cuts them to k.
-RERANK_DEPTH = 30
-# How much a passage inside a question's time window gains (x(1 + weight)); tuned on RealTime QA.
-RECENCY_WEIGHT = 0.5
 
 
 class Pipeline:
@@ -254,16 +248,8 @@ class Pipeline:
         """The passages ``ask`` answers from: as-of cutoff, time frame, recency re-rank."""
         check_query(question, k, mode)
         as_of_day = parse_date(as_of, "as_of") or date.today()
-        frame = time_frame(question, as_of_day)
         user = make_filter(since, until, source)
-        cutoff = min(d for d in (user.until, as_of_day, frame.until if frame.hard else None) if d)
-        starts = [d for d in (user.since, frame.since if frame.hard else None) if d]
-        explicit = bool(user.since or user.until or frame.hard)
-        flt = SearchFilter(max(starts) if starts else None, cutoff, user.sources, undated=not explicit)
-        hits = search(self.index(), self.query_embedder, question, k=max(k, RERANK_DEPTH), mode=mode, flt=flt)
-        if frame.prefer_recent:
-            hits = recency_boost(hits, frame.since, cutoff.isoformat(), RECENCY_WEIGHT)
-        return hits[:k], as_of_day
+        return search_as_of(self.index(), self.query_embedder, question, k, as_of_day, user, mode), as_of_day
 
     def answerer(self) -> ExtractiveAnswerer:
         """The extractive answerer, on the current ``scorer``."""
@@ -309,15 +295,3 @@ class Pipeline:
             "sources": manifest["sources"],
         }
 
-
-def make_filter(since: str | date | None, until: str | date | None,
-                source: str | Sequence[str] | None) -> SearchFilter:
-    """A checked SearchFilter from loose user input (ISO strings, one source or many)."""
-    sources: tuple[str, ...]
-    if source is None:
-        sources = ()
-    elif isinstance(source, str):
-        sources = tuple(s for s in source.split(",") if s.strip())
-    else:
-        sources = tuple(source)
-    return SearchFilter(parse_date(since, "since"), parse_date(until, "until"), sources)

@@ -9,7 +9,8 @@ import pytest
 from datetime import date
 
 from rag import Answer, Article, BadDate, BadQuery, Chunk, Hit
-from rag.answer.extractive import ABSTAIN_TEXT, recency_boost
+from rag.answer.extractive import ABSTAIN_TEXT
+from rag.search.asof import recency_boost
 from rag.search.timeframe import time_frame
 
 BLINKEN = "What did Blinken say about China?"

@@ -17,10 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
 from typing import Callable, Sequence
-
-import numpy as np
 
 from rag.embed.embedder import Embedder
 from rag.models import Answer, Citation, Hit, Quote
@@ -275,30 +272,3 @@ def _compose(groups: list[list[_Candidate]]) -> tuple[str, list[Citation]]:
             markers.append(f"[{numbers[key]}]")
         parts.append(" ".join(group[0].text.split()) + " " + "".join(markers))
     return " ".join(parts), citations
-
-
-def recency_boost(hits: Sequence[Hit], since: "date | None", until: str, weight: float) -> list[Hit]:
-    """Re-rank ``hits`` towards articles published in (or near) the window ending ``until``.
-
-    Inside the window an article gains ``weight`` (score x (1 + weight)); before it, the gain
-    decays with a half-life of the window's own length (30 days when there is no window).
-    """
-    from dataclasses import replace
-
-    end = np.datetime64(until, "D")
-    start = np.datetime64(since, "D") if since is not None else None
-    half_life_days = float((end - start) / np.timedelta64(1, "D")) if start is not None else 30.0
-    half_life_days = max(half_life_days, 1.0)
-    rescored = []
-    for hit in hits:
-        boost = 0.0
-        if hit.article.published_at:
-            day = np.datetime64(hit.article.published_at[:10], "D")
-            if start is not None and start <= day <= end:
-                boost = 1.0
-            else:
-                gap = float(((start if start is not None else end) - day) / np.timedelta64(1, "D"))
-                boost = float(0.5 ** (max(gap, 0.0) / half_life_days))
-        rescored.append((hit.score * (1.0 + weight * boost), hit))
-    rescored.sort(key=lambda item: -item[0])
-    return [replace(hit, score=score, rank=i) for i, (score, hit) in enumerate(rescored, start=1)]

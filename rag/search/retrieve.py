@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Sequence
 
 import numpy as np
 
-from rag.text.dates import check_range
+from rag.text.dates import check_range, parse_date
 from rag.embed.embedder import Embedder, embed_query
 from rag.errors import BadQuery, BadSetting
 from rag.index.loaded import LoadedIndex
@@ -40,6 +41,19 @@ class SearchFilter:
     @property
     def empty(self) -> bool:
         return self.since is None and self.until is None and not self.sources
+
+
+def make_filter(since: str | date | None, until: str | date | None,
+                source: str | Sequence[str] | None) -> SearchFilter:
+    """A checked SearchFilter from loose user input (ISO strings, one source or many)."""
+    sources: tuple[str, ...]
+    if source is None:
+        sources = ()
+    elif isinstance(source, str):
+        sources = tuple(s for s in source.split(",") if s.strip())
+    else:
+        sources = tuple(source)
+    return SearchFilter(parse_date(since, "since"), parse_date(until, "until"), sources)
 
 
 def allowed_rows(index: LoadedIndex, flt: SearchFilter) -> np.ndarray | None:
