@@ -1,11 +1,12 @@
-# `make run` sets everything up, indexes seeds/ if needed and serves the HTTP API; `make test` runs the tests.
+# `make run` sets everything up, indexes seeds/ if needed and serves the HTTP API; `make test` runs
+# the tests, installing whatever they need first. `make test-fast` is the edit-test loop.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RAG := $(VENV)/bin/rag
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup llm run test bench
+.PHONY: setup llm browser run test test-fast
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,10 +21,19 @@ setup: $(VENV)/.installed
 llm: setup
 	PY=$(PY) bash scripts/setup_llm.sh
 
+# Debian's chromium for the browser tests (apt-get when root; otherwise a warning saying what to install).
+browser:
+	bash scripts/setup_browser.sh
+
 # Builds the index from seeds/ only when there is none, then serves the API (prints the URL).
 run: setup
 	@test -f index/manifest.json || $(RAG) reindex seeds/ --index index
 	$(RAG) serve --index index
 
-test: setup llm
+# Everything: unit tests, doctests, the real model, servers, the LLM server and the browser.
+test: setup llm browser
 	$(PY) -m pytest -q
+
+# Everything but the browser, the LLM server and the slow real-model suites: under a minute.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not browser and not llm"

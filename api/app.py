@@ -135,8 +135,8 @@ async def health(request: Request, pipeline: PipelineDep, settings: SettingsDep)
     except IndexProblem as exc:
         return {**base, "status": "no index", "index_loaded": False, "articles": None, "chunks": None,
                 "model": None, "built_at": None, "problem": str(exc)}
-    return {**base, "status": "ok", "index_loaded": True, "articles": info["articles"],
-            "chunks": info["chunks"], "model": info["model"], "built_at": info["built_at"], "problem": None}
+    return {**base, "status": "ok", "index_loaded": True, "articles": info.articles,
+            "chunks": info.chunks, "model": info.model, "built_at": info.built_at, "problem": None}
 
 
 @reads.get("/search", response_model=list[Passage], responses=ERRORS,

@@ -13,9 +13,9 @@ import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
-from rag.embed.embedder import BACKENDS
+from rag.embed import BACKENDS
 from rag.errors import RagError
-from rag.evaluate import evaluate, read_questions
+from rag.evaluate import EvalReport, evaluate, read_questions
 from rag.export import answer_to_dict, hit_to_dict
 from rag.models import Answer, Hit
 from rag.pipeline import ANSWERERS, Pipeline
@@ -245,25 +245,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       answers=not args.no_answers, progress=sys.stderr.isatty(), answerer=args.answerer)
     print(format_report(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n",
+                                   encoding="utf-8")
     return 0
 
 
-def format_report(report: dict[str, Any]) -> str:
-    modes = report["modes"]
-    ks = list(next(iter(modes.values()))["recall_at"]) if modes else []
+def format_report(report: EvalReport) -> str:
+    modes = report.modes
+    ks = list(next(iter(modes.values())).recall_at) if modes else []
     head = ["mode"] + [f"R@{k}" for k in ks] + ["MRR", "acc", "strict", "abstain", "cite-ok",
                                                 "retrieve p50/p95 ms", "answer p50/p95 ms"]
     rows = []
     for mode, m in modes.items():
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-        lat = lambda s: "-" if s not in m["latency_ms"] else "{p50:.0f}/{p95:.0f}".format(**m["latency_ms"][s])  # noqa: E731
-        rows.append([mode] + [fmt(m["recall_at"][k]) for k in ks] + [
-            fmt(m["mrr"]), fmt(m["accuracy"]), fmt(m["strict_accuracy"]), fmt(m["abstention_rate"]),
-            fmt(m["citation_validity"]), lat("retrieve"), lat("answer")])
+        lat = lambda s: "-" if s not in m.latency_ms else "{p50:.0f}/{p95:.0f}".format(**m.latency_ms[s])  # noqa: E731
+        rows.append([mode] + [fmt(m.recall_at[k]) for k in ks] + [
+            fmt(m.mrr), fmt(m.accuracy), fmt(m.strict_accuracy), fmt(m.abstention_rate),
+            fmt(m.citation_validity), lat("retrieve"), lat("answer")])
     widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
-    by = f", answers by {report['answerer']}" if report.get("answerer") else ""
-    lines = [f"{report['questions']} questions{by}"]
+    by = f", answers by {report.answerer}" if report.answerer else ""
+    lines = [f"{report.questions} questions{by}"]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows]
     return "\n".join(lines)
 

@@ -10,33 +10,38 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-MAX_QUESTION_CHARS = 2000
-MAX_K = 50
+from rag.pipeline import ANSWERERS, AnswererName
+from rag.search.retrieve import MAX_K as LIBRARY_MAX_K, MAX_QUERY_CHARS
+from rag.settings import SEARCH_MODES, SearchMode
+
+# Stricter than the library's limit, never looser: one web request shares the server with every
+# other client, and the passages it asks for are each read by the answerer (or sent to the chat
+# model) and returned in full, while a local ``rag search`` or ``rag eval`` costs only its user.
+MAX_K = min(50, LIBRARY_MAX_K)
 EXAMPLE_QUESTION = "What did Blinken say about China?"
 
 
 def _question(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
-    if len(value) > MAX_QUESTION_CHARS:
-        raise ValueError(f"at most {MAX_QUESTION_CHARS} characters")
+    if len(value) > MAX_QUERY_CHARS:
+        raise ValueError(f"at most {MAX_QUERY_CHARS} characters")
     return value
 
 
 Question = Annotated[str, AfterValidator(_question)]
 K = Annotated[int, Field(ge=1, le=MAX_K)]
-Mode = Literal["hybrid", "dense", "keyword"]
 
 # What a 422 says about a field, whatever pydantic's complaint was (the range, the type, ...).
 FIELD_RULES = {
     "k": f"must be an integer between 1 and {MAX_K}",
-    "mode": "must be one of hybrid, dense, keyword",
+    "mode": f"must be one of {', '.join(SEARCH_MODES)}",
     "stream": "must be true or false",
     "source": "must be a domain such as bbc.co.uk, a comma-separated list of them, or a JSON list",
     "since": "must be a date: use YYYY-MM-DD",
     "until": "must be a date: use YYYY-MM-DD",
     "as_of": "must be a date: use YYYY-MM-DD",
-    "answerer": "must be extractive or llm",
+    "answerer": f"must be {' or '.join(ANSWERERS)}",
 }
 
 
@@ -45,7 +50,7 @@ class SearchQuery(BaseModel):
 
     q: Question = Field(description="the question or keywords", examples=[EXAMPLE_QUESTION])
     k: K = Field(10, description=f"how many passages, 1-{MAX_K}", examples=[5])
-    mode: Mode = Field("hybrid", description="hybrid (dense + BM25 fused), dense or keyword")
+    mode: SearchMode = Field("hybrid", description="hybrid (dense + BM25 fused), dense or keyword")
     since: str | None = Field(None, description="published on or after (YYYY-MM-DD)", examples=["2023-11-01"])
     until: str | None = Field(None, description="published on or before (YYYY-MM-DD)", examples=["2023-12-31"])
     source: list[str] | None = Field(None, description="only these sources (repeat it or comma-separate)",
@@ -61,15 +66,15 @@ class AskRequest(BaseModel):
          "source": "bbc.co.uk,reuters.com", "as_of": "2024-01-01", "stream": True},
     ]})
 
-    question: Question = Field(description=f"at most {MAX_QUESTION_CHARS} characters")
+    question: Question = Field(description=f"at most {MAX_QUERY_CHARS} characters")
     k: K = Field(8, description=f"passages to answer from, 1-{MAX_K}")
     since: str | None = Field(None, description="published on or after (YYYY-MM-DD)")
     until: str | None = Field(None, description="published on or before (YYYY-MM-DD)")
     source: str | list[str] | None = Field(None, description="a source, a comma-separated list, or a list")
     as_of: str | None = Field(None, description="ask as of this date (YYYY-MM-DD, default today)")
-    mode: Mode = "hybrid"
+    mode: SearchMode = "hybrid"
     stream: bool = Field(False, description="answer as server-sent events: passages, answer, citations, done")
-    answerer: Literal["extractive", "llm"] = Field(
+    answerer: AnswererName = Field(
         "extractive", description="extractive (the articles' own sentences) or llm (written by the server's "
                                   "chat model, each sentence checked against the passages; 400 when none is "
                                   "configured)")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from rag.embed.embedder import DEFAULT_SCORER_BACKEND
+from rag.embed import DEFAULT_SCORER_BACKEND
 from rag.errors import BadSetting
 from rag.settings import parse_backend, parse_scorer_backend
 from rag.answer.llm import LLMConfig, llm_config_from_env

@@ -1,4 +1,13 @@
-"""Shared helpers for the benchmark scripts in bench/ (timing, memory, environment, output)."""
+"""Shared helpers for the benchmark scripts in bench/: paths, timing, memory, environment, output.
+
+Measures nothing itself. Paths are derived from the repository root, never from the machine:
+
+- ``RESULTS``: bench/results/, where each script writes its JSON (the record BENCHMARKS.md cites);
+- ``SCRATCH``: bench-out/ (git-ignored): built indexes, cached vectors, drafts; delete it freely;
+- ``DATASETS``: ``../shared/datasets`` beside the repository, or ``$RAG_BENCH_DATASETS``:
+
+    RAG_BENCH_DATASETS=/elsewhere/datasets .venv/bin/python bench/query_latency.py --index ...
+"""
 
 from __future__ import annotations
 
@@ -13,12 +22,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-CACHE = ROOT / "bench-out"  # git-ignored scratch space (cached vectors, built indexes)
-ISSUE2 = CACHE / "issue2"  # what search_latency, ann_recall and reindex_throughput keep
-BBC = Path("/work/shared/datasets/bbc-news/articles.jsonl.gz")
-RTQA_QUESTIONS = Path("/work/shared/datasets/realtimeqa-2022/questions.jsonl")
+SCRATCH = ROOT / "bench-out"  # git-ignored scratch space (cached vectors, built indexes)
+SEARCH_SCRATCH = SCRATCH / "search"  # what search_latency, ann_recall and reindex_throughput keep
+DATASETS = Path(os.environ.get("RAG_BENCH_DATASETS") or ROOT.parent / "shared" / "datasets")
+BBC = DATASETS / "bbc-news" / "articles.jsonl.gz"
+RTQA_ARTICLES = DATASETS / "realtimeqa-2022" / "articles.jsonl.gz"
+RTQA_QUESTIONS = DATASETS / "realtimeqa-2022" / "questions.jsonl"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

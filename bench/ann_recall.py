@@ -1,6 +1,12 @@
 """Recall@10 and latency of the project's FAISS HNSW index at up to 1M synthetic 384-d vectors.
 
-    .venv/bin/python bench/ann_recall.py [--n 1000000] [--queries 1000] [--budget-min 20]
+Reproduces BENCHMARKS.md, "Search latency and ANN recall" > "ANN recall at 1M vectors"
+(bench/results/ann_recall.json; the defaults are the recorded run's settings):
+
+    .venv/bin/python bench/ann_recall.py
+
+Options: [--n 1000000] [--queries 1000] [--clusters 2000] [--spread 1.0] [--shared 0.5]
+[--batch 50000] [--budget-min 20] [--threads 2].
 
 Data: NOT uniform random. A clustered Gaussian mixture in 384 dimensions, L2-normalised:
 ``--clusters`` centres (Gaussian directions plus a shared component, as sentence embeddings have
@@ -9,15 +15,16 @@ and within-cluster noise with a decaying (power-law) variance spectrum, i.e. ani
 intrinsic dimension than isotropic noise. Queries (``--queries``) are drawn from the same
 mixture, independently of the base vectors. Summary statistics (cosine to the nearest neighbour,
 cosine of random pairs) are printed next to those of real all-MiniLM-L6-v2 vectors of BBC chunks
-when bench/search_latency.py has cached them in bench-out/issue2/.
+when bench/search_latency.py or bench/reindex_throughput.py has cached them in bench-out/search/.
 
-Index: ``rag.index.dense.build_dense(vectors, "hnsw")`` (IndexHNSWFlat, inner product, M=32,
-efConstruction=80), built from the first batch and then grown with ``index.add`` in batches of
-``--batch`` vectors, with recall measured at checkpoints on the way. If the build would not
-finish within ``--budget-min`` minutes in all, adding stops early, and the table says at what
+Index: the library's own ``build_dense(vectors, "hnsw")`` (rag/index/dense.py: IndexHNSWFlat, inner
+product, M=32, efConstruction=80), built from the first batch and then grown with ``index.add`` in
+batches of ``--batch`` vectors, with recall measured at checkpoints on the way. If the build would
+not finish within ``--budget-min`` minutes in all, adding stops early, and the table says at what
 size; the time per batch is recorded so the full build time can be extrapolated.
 Ground truth: exact inner product (``IndexFlatIP``) over the same rows. Threads: 2
-(``faiss.omp_set_num_threads(2)``). Latency: one query at a time, as the project searches, with 2 threads and again with 1.
+(``faiss.omp_set_num_threads(2)``). Latency: one query at a time, as the project searches, with
+2 threads and again with 1. efSearch is swept over 64, 128 and 256 whatever the shipped default is.
 Output: table on stdout, bench/results/ann_recall.json.
 """
 
@@ -30,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ISSUE2 as CACHE, Timer, environment, finish, log, rss_mb, summary_ms, table  # noqa: E402
+from _common import SEARCH_SCRATCH as CACHE, Timer, environment, finish, log, rss_mb, summary_ms, table  # noqa: E402
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402

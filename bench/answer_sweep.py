@@ -1,8 +1,22 @@
-"""Compare extractive answerer settings on RealTime QA (same retrieval for every variant).
+"""Accuracy, abstention and latency of extractive-answerer settings on RealTime QA 2022.
 
-    .venv/bin/python bench/answer_sweep.py --index bench-out/rtqa/idx-f32 --limit 200 [--variants default,candidates_16]
+Every variant is the shipped ``ExtractiveAnswerer`` with some ``AnswerSettings`` overridden (see
+VARIANTS), answering the same retrieved passages (k=8, as of each question's date, retrieved once
+through ``Pipeline.retrieve``). Accuracy is comparable across variants; the latency column only
+within one run (same load). Needs the float32 RealTime QA index (BENCHMARKS.md, "Setup").
 
-Accuracy is comparable across variants; the latency column only within one run (same load).
+Reproduces BENCHMARKS.md, "Answers and abstention" > "How the shipped settings were chosen"
+(bench/results/answer_sweep.json):
+
+    # the novelty bonus and sentence count
+    .venv/bin/python bench/answer_sweep.py --index bench-out/rtqa/idx-f32 --backend torch --limit 732 \
+        --variants novelty_0,novelty_0.05,default,novelty_0.15,keep_0.5,max_5
+    # the number of candidate sentences (recorded when 32 was the default, before the int8
+    # scorer and the novelty bonus, so today's settings give other absolute figures)
+    .venv/bin/python bench/answer_sweep.py --index bench-out/rtqa/idx-f32 --limit 150 \
+        --variants candidates_32,candidates_24,candidates_16,candidates_12
+
+Options: [--limit N] [--variants a,b,...] [--backend B] [--questions FILE] [--out FILE].
 """
 
 from __future__ import annotations
@@ -10,14 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from rag import Pipeline, Settings
-from rag.answer.extractive import AnswerSettings, ExtractiveAnswerer
-from rag.evaluate import contains, read_questions
-from rag.index.keyword import terms
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, RTQA_QUESTIONS  # noqa: E402
+
+from rag import Pipeline, Settings  # noqa: E402
+from rag.answer.extractive import AnswerSettings, ExtractiveAnswerer  # noqa: E402
+from rag.evaluate import contains, read_questions  # noqa: E402
+from rag.index.keyword import terms  # noqa: E402
 
 VARIANTS = {
     "default": {},
@@ -27,6 +46,7 @@ VARIANTS = {
     "no_cues": {"cue_bonus": 0.0},
     "max_5": {"max_sentences": 5, "keep_ratio": 0.0},
     # Fewer sentences embedded per answer: the answer's latency is mostly that embedding.
+    "candidates_32": {"max_candidates": 32},
     "candidates_24": {"max_candidates": 24},
     "candidates_16": {"max_candidates": 16},
     "candidates_12": {"max_candidates": 12},
@@ -41,11 +61,11 @@ VARIANTS = {
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", required=True)
-    ap.add_argument("--questions", default="../shared/datasets/realtimeqa-2022/questions.jsonl")
+    ap.add_argument("--questions", type=Path, default=RTQA_QUESTIONS)
     ap.add_argument("--limit", type=int, default=200)
-    ap.add_argument("--out", default="bench/results/answer_sweep.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "answer_sweep.json")
     ap.add_argument("--backend", help="search embedder backend (default: the index's)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     args = ap.parse_args()

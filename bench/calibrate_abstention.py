@@ -1,24 +1,39 @@
 """Calibrate the extractive answerer's abstention threshold on data.
 
-Answerable questions: RealTime QA questions against the RealTime QA index, where the gold answer
-appears in the retrieved passages. Unanswerable ones: the same questions against an index of
-news the questions are not about (BBC News 2004-2005), plus general-knowledge questions.
-For each, the best candidate sentence's relevance is recorded; the threshold is picked to
-abstain on most unanswerable questions while losing few answerable ones.
+Measures, for each question, the relevance of the best candidate sentence the shipped answerer
+finds (``Pipeline.answerer()``, the same candidates and scoring as ``rag ask``):
+- answerable questions: RealTime QA questions asked of the RealTime QA index, kept when the gold
+  answer appears in the retrieved passages;
+- unanswerable ones: the same questions asked of an index of news they are not about (BBC News
+  2004-2005), plus ten general-knowledge questions asked of the RealTime QA index.
+Then, per threshold, the share of each that would be declined.
 
-    .venv/bin/python bench/calibrate_abstention.py --covered /work/bench/rtqa --uncovered /work/bench/bbc
+Reproduces BENCHMARKS.md, "Answers and abstention" > "How the shipped settings were chosen"
+(the abstention threshold; bench/results/abstention.json). Recorded before the int8 scorer and
+the novelty bonus, so a run today scores with the shipped int8 model:
+
+    .venv/bin/rag reindex ../shared/datasets/bbc-news/articles.jsonl.gz --index bench-out/bbc
+    .venv/bin/python bench/calibrate_abstention.py --covered bench-out/rtqa/idx-f32 \
+        --uncovered bench-out/bbc --limit 80
+
+Options: [--limit N] [--questions FILE] [--out FILE].
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from rag import Pipeline, Settings
-from rag.evaluate import contains, read_questions
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, RTQA_QUESTIONS  # noqa: E402
+
+from rag import Pipeline, Settings  # noqa: E402
+from rag.evaluate import contains, read_questions  # noqa: E402
 
 GENERAL = [
     "What is the capital of France?", "How many legs does a spider have?", "Who wrote Hamlet?",
@@ -41,12 +56,12 @@ def best_relevance(pipeline: Pipeline, question: str, as_of: str | None) -> tupl
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--covered", required=True)
-    ap.add_argument("--uncovered", required=True)
-    ap.add_argument("--questions", default="../shared/datasets/realtimeqa-2022/questions.jsonl")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--covered", required=True, help="the RealTime QA index")
+    ap.add_argument("--uncovered", required=True, help="an index of other news (BBC News)")
+    ap.add_argument("--questions", type=Path, default=RTQA_QUESTIONS)
     ap.add_argument("--limit", type=int, default=300)
-    ap.add_argument("--out", default="bench/results/abstention.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "abstention.json")
     args = ap.parse_args()
     questions, _ = read_questions(args.questions)
     questions = questions[: args.limit]

@@ -1,12 +1,20 @@
 """Embedding throughput (chunks/s) of each backend, side by side in one run, on real chunks.
 
-    .venv/bin/python bench/embed_backends.py [--sample N] [--runs N] [--backends torch,onnx,onnx-int8]
+Reproduces BENCHMARKS.md, "Embedding backends" > "Chunks per second, side by side"
+(bench/results/embed_backends.json), and with ``--overlap`` the chunking-overlap figure under
+"Reindex":
+
+    .venv/bin/python bench/embed_backends.py --sample 600 --runs 3
+    .venv/bin/python bench/embed_backends.py --sample 600 --runs 3 --overlap
+
+Options: [--sample N] [--runs N] [--backends torch,onnx,onnx-int8] [--datasets bbc,rtqa]
+[--batch-size 64] [--overlap-articles 300] [--cache-dir DIR].
 
 1. Chunks: the real embedding texts of BBC News and RealTime QA 2022 (ingest with
    ``rag.ingest.read_sources``, ``Pipeline.chunker().chunk`` and ``embedding_text``, as a reindex
    does), then a fixed random sample of ``--sample`` chunks from each (seed 0). Ingest and
    chunking are timed too: they bound what overlapping them with embedding could save.
-2. Throughput: every backend embeds the same sample with ``rag.embed.embedder.embed_documents``
+2. Throughput: every backend embeds the same sample with ``rag.embed.embed_documents``
    (length-sorted batches of ``--batch-size``), ``--runs`` times, the backends interleaved and
    their order rotated each run so that a change in the machine's load hits them all; medians
    and ratios to torch are reported, of chunks per wall second and of chunks per CPU-second of
@@ -29,22 +37,19 @@ import random
 import statistics
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BBC, Timer, environment, finish, log, table  # noqa: E402
+from _common import BBC, RTQA_ARTICLES as RTQA, Timer, environment, finish, log, table  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from rag.embed.embedder import BACKENDS, SentenceTransformerEmbedder, embed_documents  # noqa: E402
+from rag.embed import BACKENDS, SentenceTransformerEmbedder, embed_documents  # noqa: E402
 from rag.ingest import read_sources  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-
-RTQA = Path("/work/shared/datasets/realtimeqa-2022/articles.jsonl.gz")
 
 
 def chunk_texts(pipeline: Pipeline, source: Path) -> tuple[list[str], dict[str, Any]]:

@@ -1,8 +1,19 @@
 """The LLM answerer against the extractive one, on RealTime QA, with SmolLM2-135M on CPU.
 
-    .venv/bin/python bench/llm_eval.py generate [--n 120] [--offset 0]   # runs the model (slow)
-    .venv/bin/python bench/llm_eval.py report                            # re-verifies, no model
-    .venv/bin/python bench/llm_eval.py calibrate                         # threshold sweep on labels
+Measures answer accuracy, what the verifier keeps, re-cites and drops, citation precision before
+and after verification, and latency. Reproduces BENCHMARKS.md, "The LLM answerer and its
+verifier" (bench/results/llm_eval.json), on the float32 RealTime QA index (BENCHMARKS.md, "Setup"):
+
+    .venv/bin/python bench/llm_eval.py generate --n 100 --index bench-out/rtqa/idx-f32   # runs the model (slow)
+    .venv/bin/python bench/llm_eval.py report --n 100 --index bench-out/rtqa/idx-f32     # re-verifies, no model
+
+and the verifier's threshold (bench/results/llm_verifier_labels.json, hand-labelled):
+
+    .venv/bin/python bench/llm_eval.py generate --n 40 --offset 200     # calibration questions only
+    .venv/bin/python bench/llm_eval.py candidates --n 40 --offset 200   # pairs to label
+    .venv/bin/python bench/llm_eval.py calibrate                        # threshold sweep on the labels
+
+Options: [--n 120] [--offset 0] [--index DIR] [--base-url URL] [--model NAME] [--threads 1] [--drafts FILE].
 
 ``generate`` samples questions (a fixed shuffle of questions.jsonl, seed 0; ``--offset`` skips
 the first ones, which is how the calibration questions are kept apart from the measured ones),

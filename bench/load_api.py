@@ -1,6 +1,11 @@
 """Load test of the HTTP API: N concurrent clients against /search and /ask on loopback.
 
-    .venv/bin/python bench/load_api.py [--articles 500] [--clients 20] [--seconds 10]
+Reproduces BENCHMARKS.md, "API load" (bench/results/api_load.json; the defaults are the recorded
+run's settings: --articles 500 --clients 20 --seconds 10):
+
+    .venv/bin/python bench/load_api.py
+
+Options: [--articles N] [--clients N] [--seconds S] [--max-requests N].
 
 - Corpus: ``--articles`` BBC News articles (bbc-news/articles.jsonl.gz, every k-th so that all
   five categories are in), indexed once with the real model into bench-out/api-load/ and reused.

@@ -1,17 +1,28 @@
-"""Search and ask latency on a real, built index, one query at a time, as `rag search`/`rag ask` do.
-
-    .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-f32 [--queries 200] [--asks 100] \
-        [--backend torch] [--scorers onnx-int8,search]
+"""Search and `rag ask` latency on a real, built index, one query at a time, as the CLI runs them.
 
 Queries are RealTime QA questions (a fixed shuffle, seed 0). Each mode runs every query once
 after 20 warm-up queries; `ask` is `Pipeline.ask` with the question's date as the as-of date
 (retrieval, time frame, re-rank and the extractive answer), model load excluded, once per
 answer-sentence scorer in ``--scorers`` (``search``: the search embedder), side by side. Threads are the
-library's own (one for a single query, see rag/dense.py and rag/embedding.py). Also reports the
+library's own (one for a single query, see rag/index/dense.py and rag/embed/runtimes.py). Also reports the
 query embedding alone, and the process's CPU milliseconds per search (steadier than wall time on
-a shared machine).
+a shared machine). Output: a table, and bench/results/query_latency-<index>-<backend or default>.json.
 
-Output: a table, and bench/results/query_latency-<index name>.json.
+Reproduces BENCHMARKS.md, "Search latency and ANN recall" > "Search and `rag ask` latency on
+RealTime QA" (and the headline search and `rag ask` figures). The indexes are built as
+BENCHMARKS.md's "Setup" says; idx-torch is the float32 index relabelled as a torch one (copy it,
+then set the backend in its manifest to "torch": the vectors are the same):
+
+    cp -r bench-out/rtqa/idx-f32 bench-out/rtqa/idx-torch   # then "backend": "torch" in its manifest
+    .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-torch --scorers onnx-int8,search
+    .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-torch --backend torch --scorers onnx-int8
+    .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-f32 --backend torch
+    # per backend (recorded as query_latency-idx-f32.json and -idx-i8.json, when the answer's
+    # sentences were scored by the search embedder):
+    .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-f32 --scorers search
+    .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-i8 --scorers search
+
+Options: [--queries 200] [--asks 100] [--backend B] [--scorers a,b].
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RTQA_QUESTIONS, environment, finish, log, pct, rss_mb, table  # noqa: E402
 
 from rag import Pipeline, Settings  # noqa: E402
-from rag.embed.embedder import embed_query, embedder_backend  # noqa: E402
+from rag.embed import embed_query, embedder_backend  # noqa: E402
 from rag.evaluate import read_questions  # noqa: E402
 
 
@@ -63,17 +74,17 @@ def main() -> None:
     pipeline = pipelines[scorers[0]]
     info = pipeline.info()
     backend = embedder_backend(pipeline.query_embedder)
-    log(f"{info['chunks']} chunks ({info['backend']} vectors), queries embedded by {backend}, "
-        f"{info['index_kind']} index")
+    log(f"{info.chunks} chunks ({info.backend} vectors), queries embedded by {backend}, "
+        f"{info.index_kind} index")
     warm = [q.question for q in questions[-20:]]
     for q in warm:
         for p in pipelines.values():
             p.search(q, k=10)
             p.ask(q, as_of="2022-12-31")
     texts = [q.question for q in questions[: args.queries]]
-    rows, result = [], {"index": str(args.index), "chunks": info["chunks"], "backend": backend,
-                        "index_backend": info["backend"],
-                        "index_kind": info["index_kind"], "environment": environment(), "latency_ms": {}}
+    rows, result = [], {"index": str(args.index), "chunks": info.chunks, "backend": backend,
+                        "index_backend": info.backend,
+                        "index_kind": info.index_kind, "environment": environment(), "latency_ms": {}}
 
     def record(name: str, wall: list[float], cpu: list[float]) -> None:
         stats = {"p50": round(pct(wall, 50), 2), "p95": round(pct(wall, 95), 2),

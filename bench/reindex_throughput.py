@@ -1,10 +1,16 @@
 """Reindex throughput (chunks/s) on a real corpus, with the time split by stage.
 
-    .venv/bin/python bench/reindex_throughput.py [--source PATH] [--runs N]
+Reproduces BENCHMARKS.md, "Reindex" > "Reindex throughput on BBC News, by stage"
+(bench/results/reindex_throughput.json; the source defaults to BBC News under the datasets
+folder, see bench/_common.py):
+
+    .venv/bin/python bench/reindex_throughput.py --runs 2 --incremental-runs 3
+
+Options: [--source PATH] [--runs N] [--incremental-runs N].
 
 1. Stage split: the steps of ``Indexer._build`` called one by one and timed (ingest with
    ``rag.ingest.read_sources``, chunking with ``Pipeline.chunker().chunk`` plus the embedding
-   texts, embedding with ``rag.embed.embedder.embed_documents``, index writing: SQLite store, vectors,
+   texts, embedding with ``rag.embed.embed_documents``, index writing: SQLite store, vectors,
    FAISS, BM25).
 2. End to end: ``Pipeline.reindex([source], full=True)`` into a fresh temporary index folder
    (``--full`` semantics), ``--runs`` times; medians reported.
@@ -12,7 +18,9 @@
    folders; every vector should be reused.
 
 The embedding model is loaded (and warmed up) once before any timing; its load time is reported
-separately. Output: a table on stdout, bench/results/reindex_throughput.json.
+separately. The stage split also caches the real BBC vectors in bench-out/search/, where
+bench/search_latency.py and bench/ann_recall.py look for them. Output: a table on stdout,
+bench/results/reindex_throughput.json.
 """
 
 from __future__ import annotations
@@ -27,10 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BBC, ISSUE2 as CACHE, Timer, environment, finish, log, rss_mb, table  # noqa: E402
+from _common import BBC, SEARCH_SCRATCH as CACHE, Timer, environment, finish, log, rss_mb, table  # noqa: E402
 
 from rag.index.dense import DenseSearcher, build_dense  # noqa: E402
-from rag.embed.embedder import SentenceTransformerEmbedder, embed_documents  # noqa: E402
+from rag.embed import SentenceTransformerEmbedder, embed_documents  # noqa: E402
 from rag.index.build import _embed_key, content_hash  # noqa: E402
 from rag.ingest import read_sources  # noqa: E402
 from rag.index.keyword import KeywordSearcher  # noqa: E402

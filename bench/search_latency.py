@@ -1,12 +1,17 @@
 """Search latency (p50/p95) per mode, with and without a date filter, and memory, at ~10k and
 ~100k chunks of real news text; plus HNSW at ~100k and its recall@10 against exact search.
 
-    .venv/bin/python bench/search_latency.py [--sizes 10000 100000] [--queries 200] [--hnsw-at 100000]
+Reproduces BENCHMARKS.md, "Search latency and ANN recall" > "Search latency and memory at 10k
+and 100k chunks" (bench/results/search_latency.json; the defaults are the recorded run's
+settings: --sizes 10000 100000 --queries 200 --hnsw-at 100000 --noise 0.4 --torch-threads 1
+--faiss-threads 1 --default-queries 40):
+
+    .venv/bin/python bench/search_latency.py
 
 How the corpora are made (reduced-cost path, see BENCHMARKS.md):
 - Base: the BBC News articles (bbc-news/articles.jsonl.gz, 2,088 after dedup), chunked with the
-  project's own chunker and embedded once with the real model (all-MiniLM-L6-v2); the vectors are
-  cached in bench-out/issue2/.
+  project's own chunker (``Pipeline.chunker()``, default settings) and embedded once with the real
+  model (all-MiniLM-L6-v2); the vectors are cached in bench-out/search/.
 - Larger corpora: the base articles plus numbered copies. Copy c of an article gets a distinct id,
   the title suffix " [c]" and one extra closing sentence "Archive reference NNNNNN." so that
   every chunk's text differs. Copies are added article by article until the estimated chunk count
@@ -46,7 +51,7 @@ from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (BBC, ISSUE2 as CACHE, ROOT, RTQA_QUESTIONS, Timer, environment, finish, log,  # noqa: E402
+from _common import (BBC, SEARCH_SCRATCH as CACHE, ROOT, RTQA_QUESTIONS, Timer, environment, finish, log,  # noqa: E402
                      rss_mb, summary_ms, table)
 
 import numpy as np  # noqa: E402
@@ -111,13 +116,15 @@ class PrecomputedEmbedder:
 
 def base_vectors(real: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list, dict[str, int]]:
     """Real vectors of every original BBC chunk, keyed by embedding text and by body text."""
-    from rag.ingest.chunking import Chunker, ChunkingSettings
-    from rag.embed.embedder import embed_documents
+    from rag.embed import embed_documents
     from rag.ingest import read_sources
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
 
     articles = read_sources([str(BBC)]).articles
-    chunker = Chunker(real.tokenizer, ChunkingSettings(max_tokens=200, overlap_sentences=1,
-                                                       model_max_tokens=real.max_tokens))
+    # The library's own chunker at default settings, as a reindex builds it (and as
+    # bench/reindex_throughput.py does, so the cached vectors are shared).
+    chunker = Pipeline(Settings(), embedder=real).chunker()
     lists = chunker.chunk(articles)
     texts = [chunker.embedding_text(a, c) for a, cs in zip(articles, lists) for c in cs]
     per_article = {a.id: len(cs) for a, cs in zip(articles, lists)}
@@ -204,7 +211,7 @@ def worker(index_dir: Path, n_queries: int, out: Path, torch_threads: int, faiss
     import faiss
     import torch
 
-    from rag.embed.embedder import embed_query
+    from rag.embed import embed_query
     from rag.pipeline import Pipeline
     from rag.search.retrieve import make_filter
     from rag.search.retrieve import allowed_rows
@@ -279,7 +286,7 @@ def worker(index_dir: Path, n_queries: int, out: Path, torch_threads: int, faiss
         del allv
 
     out.write_text(json.dumps({
-        "index_dir": str(index_dir), "kind": index.manifest["index"]["kind"], "chunks": index.size,
+        "index_dir": str(index_dir), "kind": index.manifest.index_kind, "chunks": index.size,
         "queries": len(qs), "k": K, "warmup_queries": WARMUP, "index_load_s": round(load_s, 2),
         "date_filter": {"since": SINCE, "until": UNTIL, "fraction_of_chunks": round(selectivity, 4)},
         "threads": threads,
@@ -321,7 +328,7 @@ def main() -> None:
                     help="FAISS OpenMP threads in the main timed pass (0: FAISS's default)")
     ap.add_argument("--default-queries", type=int, default=40,
                     help="queries timed first with the library's default thread counts")
-    ap.add_argument("--rebuild", action="store_true", help="rebuild indexes cached in bench-out/issue2")
+    ap.add_argument("--rebuild", action="store_true", help="rebuild indexes cached in bench-out/search")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -330,7 +337,7 @@ def main() -> None:
                args.default_queries)
         return
 
-    from rag.embed.embedder import SentenceTransformerEmbedder
+    from rag.embed import SentenceTransformerEmbedder
 
     env = environment()
     log(f"load avg {env['loadavg_at_start']}; busy: {env['other_busy_processes_at_start']}")
@@ -342,7 +349,7 @@ def main() -> None:
         f"({len(full)} distinct embedding texts)")
     results: dict[str, Any] = {
         "command": "bench/search_latency.py " + " ".join(sys.argv[1:]),
-        "method": __doc__.split("\n\n", 2)[2].strip(),
+        "method": __doc__[__doc__.index("How the corpora are made"):].strip(),
         "noise_norm": args.noise, "bbc_base": {"articles": len(articles), "chunks": n_chunks, "distinct_texts": len(full)},
         "torch_threads_for_timed_searches": args.torch_threads or "torch default",
         "runs": [], "environment": env,

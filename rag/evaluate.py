@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import date
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -29,6 +29,19 @@ class Question:
     choices: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Miss:
+    """A question answered without its gold string, for reading why (``found_at``: the rank of
+    the first passage holding the gold string, None when none did)."""
+
+    id: str
+    question: str
+    gold: str
+    found_at: int | None
+    answer: str
+    abstained: bool
+
+
 @dataclass
 class ModeReport:
     """Metrics of one search mode over all questions."""
@@ -40,15 +53,31 @@ class ModeReport:
     abstention_rate: float | None
     citation_validity: float | None
     latency_ms: dict[str, dict[str, float]]
-    misses: list[dict[str, Any]] = field(default_factory=list)
+    misses: list[Miss] = field(default_factory=list)
     # Share of answers each answerer wrote ({"extractive": 1.0} unless the LLM answerer ran).
     answered_by: dict[str, float] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
+        """The metrics as ``rag eval --json`` writes them (misses are written apart)."""
         return {"recall_at": self.recall_at, "mrr": self.mrr, "accuracy": self.accuracy,
                 "strict_accuracy": self.strict_accuracy, "abstention_rate": self.abstention_rate,
                 "citation_validity": self.citation_validity, "latency_ms": self.latency_ms,
                 "answered_by": self.answered_by}
+
+
+@dataclass
+class EvalReport:
+    """What ``evaluate`` measured: ``answerer`` is None when only retrieval was."""
+
+    questions: int
+    answerer: str | None
+    modes: dict[str, ModeReport]
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as ``rag eval --json`` writes it: metrics per mode, then misses per mode."""
+        return {"questions": self.questions, "answerer": self.answerer,
+                "modes": {m: r.to_json() for m, r in self.modes.items()},
+                "misses": {m: [asdict(miss) for miss in r.misses] for m, r in self.modes.items()}}
 
 
 def read_questions(path: str | Path) -> tuple[list[Question], list[Problem]]:
@@ -103,7 +132,7 @@ def evaluate_mode(questions: Sequence[Question], ks: Sequence[int],
     correct = strict = abstained = 0
     valid = cited = 0
     timings: dict[str, list[float]] = {"retrieve": [], "answer": []}
-    misses: list[dict[str, Any]] = []
+    misses: list[Miss] = []
     writers: dict[str, int] = {}
     if questions:  # load models and indexes outside the timed loop
         warm = retrieve(questions[0], depth)
@@ -131,8 +160,7 @@ def evaluate_mode(questions: Sequence[Question], ks: Sequence[int],
             article = next((h.article for h in hits if h.article.id == c.article_id), None)
             valid += article is not None and article.text[c.start:c.end] == c.quote
         if not hit_gold and len(misses) < 200:
-            misses.append({"id": q.id, "question": q.question, "gold": q.answer,
-                           "found_at": first, "answer": result.text, "abstained": result.abstained})
+            misses.append(Miss(q.id, q.question, q.answer, first, result.text, result.abstained))
     n = max(len(found_at), 1)
     recall = {str(k): round(sum(1 for r in found_at if r is not None and r <= k) / n, 4) for k in ks}
     mrr = round(sum(1.0 / r for r in found_at if r is not None) / n, 4)
@@ -151,8 +179,8 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def evaluate(pipeline: Any, questions: Sequence[Question], modes: Sequence[str] = ("hybrid",),
              ks: Sequence[int] = (1, 5, 10, 20), answer_k: int = 8, answers: bool = True,
-             progress: bool = False, answerer: str = "extractive") -> dict[str, Any]:
-    """The report ``rag eval`` prints: ``{"questions": N, "answerer", "modes": {MODE: {...}}}``.
+             progress: bool = False, answerer: str = "extractive") -> EvalReport:
+    """The report ``rag eval`` prints: one ModeReport per search mode.
 
     ``answerer="llm"`` needs the pipeline's LLM configured; a question the model fails on is
     answered extractively (as ``ask`` does); ``answered_by`` gives the share each answerer wrote.
@@ -169,6 +197,4 @@ def evaluate(pipeline: Any, questions: Sequence[Question], modes: Sequence[str] 
 
         bar = (lambda qs, mode=mode: tqdm(qs, desc=f"eval {mode}", unit="q", leave=False)) if progress else iter
         reports[mode] = evaluate_mode(questions, ks, retrieve, answer if answers else None, answer_k, bar)
-    return {"questions": len(questions), "answerer": answerer if answers else None,
-            "modes": {m: r.to_dict() for m, r in reports.items()},
-            "misses": {m: r.misses for m, r in reports.items()}}
+    return EvalReport(len(questions), answerer if answers else None, reports)

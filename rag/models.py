@@ -134,3 +134,18 @@ class Answer:
     # Who wrote ``text``: "extractive", or "llm" (then ``sentences`` reports each check).
     answerer: Literal["extractive", "llm"] = "extractive"
     sentences: list[SentenceCheck] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What ``Pipeline.info()`` reports about the loaded index: its size and what built it."""
+
+    index_dir: str
+    articles: int
+    chunks: int
+    model: str
+    dimension: int
+    backend: str  # the embedding backend its vectors came from: torch, onnx or onnx-int8
+    index_kind: str  # "exact" or "hnsw"
+    built_at: str  # ISO time, UTC
+    sources: tuple[str, ...]  # the folders and files it was built from

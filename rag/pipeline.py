@@ -11,18 +11,19 @@ import logging
 import threading
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Iterator, Literal, Sequence, get_args
 
 from rag.ingest.chunking import Chunker, ChunkingSettings
 from rag.text.dates import parse_date
-from rag.embed.embedder import (DEFAULT_BACKEND, Embedder, SentenceTransformerEmbedder, canonical_model_name,
-                        embedder_backend, interchangeable, manifest_backend)
+from rag.embed import (DEFAULT_BACKEND, Embedder, SentenceTransformerEmbedder, canonical_model_name,
+                       embedder_backend, interchangeable)
 from rag.errors import AnswererError, BadSetting, IndexMismatch, IndexNotBuilt, IndexProblem, ModelError
-from rag.index.loaded import MANIFEST, LoadedIndex, load_index, read_manifest
+from rag.index.loaded import LoadedIndex, load_index
+from rag.index.manifest import MANIFEST, read_manifest
 from rag.index.build import Indexer, ReindexSummary
-from rag.index.keyword import terms
+from rag.text.words import content_words
 from rag.answer.extractive import ExtractiveAnswerer
-from rag.models import Answer, Article, Hit
+from rag.models import Answer, Article, Hit, IndexInfo
 from rag.search.asof import search_as_of
 from rag.search.retrieve import check_query, make_filter, search
 from rag.settings import SearchMode, Settings
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AnswererName = Literal["extractive", "llm"]
-ANSWERERS: tuple[str, ...] = ("extractive", "llm")
+ANSWERERS: tuple[str, ...] = get_args(AnswererName)
 
 
 class Pipeline:
@@ -82,7 +83,7 @@ class Pipeline:
     def query_embedder(self) -> Embedder:
         """What embeds search queries. For an index of torch vectors, when no backend is asked
         for, the same model in ONNX Runtime: its vectors are torch's (cosine 1.0), and a single
-        query takes 5 ms there against 16 ms in torch (BENCHMARKS.md, issue 3)."""
+        query takes 5 ms there against 16 ms in torch (BENCHMARKS.md, "Search latency and ANN recall")."""
         embedder = self.embedder
         if self.settings.backend is None and embedder_backend(embedder) == "torch":
             return self._companion(embedder, "onnx", "queries are embedded")
@@ -158,7 +159,7 @@ class Pipeline:
     def _load_index(self, stamp: int) -> None:
         expected = canonical_model_name(self.settings.model) if self.settings.model else None
         index = load_index(self.settings.index_dir, expected_model=expected)
-        backend = manifest_backend(index.manifest)
+        backend = index.manifest.backend
         wanted = self.settings.backend
         if wanted and not interchangeable(wanted, backend):
             index.close()
@@ -188,7 +189,7 @@ class Pipeline:
         if self.settings.backend:
             return self.settings.backend
         try:
-            return manifest_backend(read_manifest(self.settings.index_dir))
+            return read_manifest(self.settings.index_dir).backend
         except IndexProblem:
             return DEFAULT_BACKEND
 
@@ -255,7 +256,7 @@ class Pipeline:
         """The extractive answerer, on the current ``scorer``."""
         scorer = self.scorer
         if self._answerer is None or self._answerer.embedder is not scorer:
-            self._answerer = ExtractiveAnswerer(scorer, terms)
+            self._answerer = ExtractiveAnswerer(scorer, content_words)
         return self._answerer
 
     def llm_answerer(self) -> LLMAnswerer:
@@ -272,26 +273,19 @@ class Pipeline:
             from rag.answer.verify import Verifier
 
             client = current.client if current is not None else LLMClient(self.llm)
-            self._llm_answerer = LLMAnswerer(client, embedder, fallback, Verifier(embedder, terms))
+            self._llm_answerer = LLMAnswerer(client, embedder, fallback, Verifier(embedder, content_words))
         return self._llm_answerer
 
     def article(self, article_id: str) -> Article | None:
         """The stored article, or None."""
         return self.index().store.article(article_id)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> IndexInfo:
         """What is loaded: counts, model, build time (raises IndexNotBuilt when nothing is)."""
-        index = self.index()
-        manifest = index.manifest
-        return {
-            "index_dir": str(self.settings.index_dir),
-            "articles": manifest["counts"]["articles"],
-            "chunks": manifest["counts"]["chunks"],
-            "model": manifest["model"]["name"],
-            "dimension": manifest["model"]["dimension"],
-            "backend": manifest_backend(manifest),
-            "index_kind": manifest["index"]["kind"],
-            "built_at": manifest["built_at"],
-            "sources": manifest["sources"],
-        }
+        manifest = self.index().manifest
+        return IndexInfo(
+            index_dir=str(self.settings.index_dir), articles=manifest.articles, chunks=manifest.chunks,
+            model=manifest.model, dimension=manifest.dimension, backend=manifest.backend,
+            index_kind=manifest.index_kind, built_at=manifest.built_at, sources=manifest.sources,
+        )
 

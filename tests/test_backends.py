@@ -14,8 +14,8 @@ import pytest
 
 from rag import BadSetting, IndexMismatch, Pipeline, Settings
 from api.cli import main
-from rag.embed.embedder import (DEFAULT_MODEL, SentenceTransformerEmbedder, export_onnx, interchangeable,
-                           onnx_cache_folder, resolve_model_path)
+from rag.embed import (DEFAULT_MODEL, SentenceTransformerEmbedder, export_onnx, interchangeable,
+                       onnx_cache_folder, resolve_model_path)
 
 from conftest import write_corpus
 
@@ -118,7 +118,7 @@ def test_the_manifest_records_the_backend_and_search_uses_it(tmp_path, backends,
     hits = searcher.search("North Korea artillery shells for Russia", k=1)
     assert searcher.embedder.backend == "onnx-int8"  # type: ignore[attr-defined]
     assert hits[0].article.title == "North Korea sent Russia a million artillery shells, Seoul says"
-    assert searcher.info()["backend"] == "onnx-int8"
+    assert searcher.info().backend == "onnx-int8"
 
 
 def test_searching_with_a_backend_whose_vectors_differ_is_refused(tmp_path, backends, onnx_cache):
@@ -160,7 +160,7 @@ def test_an_index_from_before_backends_counts_as_torch(tmp_path, embedder):
     del manifest["model"]["backend"]
     path.write_text(json.dumps(manifest))
     pipeline = Pipeline(Settings(index_dir=index_dir), embedder=embedder)
-    assert pipeline.info()["backend"] == "torch"
+    assert pipeline.info().backend == "torch"
     summary = pipeline.reindex()
     assert (summary.embedded, summary.reused) == (0, summary.chunks)
 
@@ -208,7 +208,7 @@ def test_answers_are_scored_on_int8_and_match_float32_ones(tmp_path, embedder, o
     pipeline = Pipeline(Settings(index_dir=index_dir, cache_dir=onnx_cache), embedder=embedder)
     pipeline.reindex([corpus])
     float32 = Pipeline(Settings(index_dir=index_dir, scorer_backend=None), embedder=embedder)
-    assert pipeline.info()["backend"] == "torch"
+    assert pipeline.info().backend == "torch"
     assert pipeline.scorer.backend == "onnx-int8" and pipeline.answerer().embedder is pipeline.scorer
     assert float32.scorer is embedder
 
@@ -261,7 +261,7 @@ def test_a_torch_index_is_searched_with_onnx_queries_and_identical_results(tmp_p
     pipeline = Pipeline(Settings(index_dir=index_dir, cache_dir=onnx_cache), embedder=embedder)
     pipeline.reindex([corpus])
     asked_torch = Pipeline(Settings(index_dir=index_dir, backend="torch", cache_dir=onnx_cache), embedder=embedder)
-    assert pipeline.info()["backend"] == "torch"
+    assert pipeline.info().backend == "torch"
     assert pipeline.query_embedder.backend == "onnx"
     assert asked_torch.query_embedder is embedder  # an explicit backend is what searches
 
@@ -272,4 +272,4 @@ def test_a_torch_index_is_searched_with_onnx_queries_and_identical_results(tmp_p
         assert ranked(pipeline, mode) == ranked(asked_torch, mode)
     # Building still uses the index's own backend: the manifest keeps saying torch.
     summary = pipeline.reindex([corpus], full=True)
-    assert (summary.embedded, pipeline.info()["backend"]) == (summary.chunks, "torch")
+    assert (summary.embedded, pipeline.info().backend) == (summary.chunks, "torch")

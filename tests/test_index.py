@@ -16,6 +16,8 @@ import pytest
 
 from rag import IndexCorrupt, IndexMismatch, IndexNotBuilt, Pipeline, Settings, SourceError
 from rag.index.loaded import load_index
+from rag.index.manifest import read_manifest, write_manifest
+from rag.models import IndexInfo
 
 
 def make(tmp_path: Path, embedder, **settings) -> Pipeline:
@@ -37,6 +39,15 @@ def test_reindex_writes_a_manifest_that_describes_the_build(built):
         "counts": {"articles": 6, "chunks": summary.chunks},
         "sources": [str(corpus)],
     }
+
+
+def test_info_describes_the_loaded_index(built):
+    pipeline, summary, corpus = built
+    info = pipeline.info()
+    assert info == IndexInfo(
+        index_dir=str(pipeline.settings.index_dir), articles=6, chunks=summary.chunks,
+        model="sentence-transformers/all-MiniLM-L6-v2", dimension=384, backend="torch", index_kind="exact",
+        built_at=info.built_at, sources=(str(corpus),))
 
 
 def test_first_reindex_adds_every_article(built):
@@ -219,11 +230,34 @@ def test_newer_format_is_refused(built, tmp_path):
     )
 
 
+def test_a_manifest_is_written_back_byte_for_byte_and_one_without_a_backend_means_torch(built, tmp_path):
+    index_dir = _copy_index(built, tmp_path)
+    path = index_dir / "manifest.json"
+    written = path.read_text()
+    write_manifest(index_dir, read_manifest(index_dir))
+    assert path.read_text() == written
+    older = json.loads(written)
+    del older["model"]["backend"]
+    path.write_text(json.dumps(older))
+    manifest = read_manifest(index_dir)
+    assert (manifest.model_backend, manifest.backend, manifest.to_json()) == (None, "torch", older)
+
+
+def test_a_manifest_missing_fields_is_damage(built, tmp_path):
+    index_dir = _copy_index(built, tmp_path)
+    (index_dir / "manifest.json").write_text('{"format_version": 1}')
+    with pytest.raises(IndexCorrupt) as err:
+        load_index(index_dir)
+    assert str(err.value) == (
+        f"index in {index_dir} is damaged (KeyError: 'model'): rebuild it with 'rag reindex --full --index {index_dir}'"
+    )
+
+
 def test_hnsw_index_finds_what_exact_search_finds(tmp_path, corpus, embedder):
     pipeline = make(tmp_path, embedder, index_type="hnsw")
     summary = pipeline.reindex([corpus])
     assert summary.index_kind == "hnsw"
-    assert pipeline.index().manifest["index"]["kind"] == "hnsw"
+    assert pipeline.index().manifest.index_kind == "hnsw"
     hit = pipeline.search("Which city is the most expensive for expatriates?", k=1, mode="dense")[0]
     assert hit.article.id == "reuters-2022-06-08-eca"
 
@@ -255,7 +289,7 @@ def test_killing_a_reindex_halfway_leaves_the_previous_index_usable(tmp_path, co
 
     survivor = Pipeline(Settings(index_dir=index_dir), embedder=embedder)
     assert [h.chunk.id for h in survivor.search("baby formula plant", k=3)] == before
-    assert survivor.info()["articles"] == 6
+    assert survivor.info().articles == 6
     # The next reindex clears the half-built generation and succeeds.
     assert survivor.reindex([corpus]).unchanged == 6
     assert not list(index_dir.glob(".building-*"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 
 import rag.text.quotes
@@ -246,6 +244,5 @@ def test_same_person(asked, speaker, same):
 
 
 # -- the module itself ------------------------------------------------------------------------
-def test_public_surface_and_docstring_examples():
+def test_public_surface():
     assert rag.text.quotes.__all__ == ["asked_speaker", "extract_quotes", "same_person"]
-    assert doctest.testmod(rag.text.quotes).failed == 0

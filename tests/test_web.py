@@ -21,6 +21,8 @@ from rag.settings import Settings
 
 from test_api_server import live
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -77,7 +79,8 @@ def bare(tmp_path_factory, embedder) -> Iterator[tuple[str, Path]]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: run 'make browser' as root, or install Debian's chromium "
+                    "(apt-get install -y chromium)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield browser
@@ -136,7 +139,7 @@ def test_ask_the_seed_question_and_see_the_cited_answer(tab, site):
     expected = answer_to_dict(pipeline.ask(QUESTION, as_of=AS_OF))
     info = pipeline.info()
     expect(tab.locator("#status")).to_have_text(
-        f"{info['articles']} articles, {info['chunks']} passages indexed · v{__version__}")
+        f"{info.articles} articles, {info.chunks} passages indexed · v{__version__}")
     ask(tab, QUESTION)
 
     assert expected["abstained"] is False and expected["citations"]

@@ -19,19 +19,16 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.embed.embedder import Embedder
+from rag.answer.citing import CitationNumbers, passage_sentences, quotes_by_article, speaker_at
+from rag.embed import Embedder
 from rag.models import Answer, Citation, Hit, Quote
 from rag.text.quotes import asked_speaker, same_person
-from rag.text.sentences import split_sentences
+from rag.text.words import QUESTION_WORDS, stems
 
 ABSTAIN_TEXT = "The indexed news does not cover this question. The closest passages are listed below."
 
-# Words that shape a question but say nothing about its topic.
-_QUESTION_WORDS = frozenset(
-    "what which who whom whose when where why how did does do is are was were has have had say said "
-    "says tell told think thought according recent recently week weeks this that these those latest "
-    "new news report reported according accord".split()
-)
+# Stemmed once here: a question's words arrive as stems (rag.text.words.content_words).
+_QUESTION_WORDS = stems(QUESTION_WORDS)
 
 
 @dataclass(frozen=True)
@@ -109,23 +106,11 @@ class ExtractiveAnswerer:
     # -- steps ------------------------------------------------------------------------------
     def _candidates(self, hits: Sequence[Hit], quotes: Sequence[Quote]) -> list[_Candidate]:
         speakers = quotes_by_article(quotes)
-        seen: set[tuple[str, int]] = set()
-        out: list[_Candidate] = []
         s = self.settings
-        for hit in hits:
-            text = hit.article.text
-            for start, end in split_sentences(text, hit.chunk.start, hit.chunk.end):
-                key = (hit.article.id, start)
-                if key in seen:
-                    continue
-                seen.add(key)
-                sentence = text[start:end]
-                words = len(sentence.split())
-                if not s.min_words <= words <= s.max_words or not re.search(r"[a-z]", sentence):
-                    continue
-                out.append(_Candidate(hit, start, end, sentence,
-                                      _speaker_at(speakers.get(hit.article.id, ()), start, end)))
-        return out
+        return [_Candidate(p.hit, p.start, p.end, p.text,
+                           speaker_at(speakers.get(p.hit.article.id, ()), p.start, p.end))
+                for p in passage_sentences(hits, s.min_words, s.max_words, distinct=True)
+                if re.search(r"[a-z]", p.text)]
 
     def _score(self, question: str, candidates: list[_Candidate]) -> list[_Candidate]:
         """Score candidates in place; returns the ones that were scored (the pre-ranked top)."""
@@ -233,22 +218,6 @@ def novelty(sentence: str, asked_words: set[str], terms: Callable[[str], list[st
     return len(found) / 2
 
 
-def quotes_by_article(quotes: Sequence[Quote]) -> dict[str, list[Quote]]:
-    """The stored quotes grouped by article id, in their given order."""
-    grouped: dict[str, list[Quote]] = {}
-    for quote in quotes:
-        grouped.setdefault(quote.article_id, []).append(quote)
-    return grouped
-
-
-def _speaker_at(quotes: Sequence[Quote], start: int, end: int) -> str | None:
-    middle = (start + end) // 2
-    for quote in quotes:
-        if quote.start <= middle < quote.end:
-            return quote.speaker
-    return None
-
-
 def _signature(text: str) -> set[str]:
     norm = unicodedata.normalize("NFKC", text).casefold()
     return set(re.findall(r"\w+", norm))
@@ -259,16 +228,10 @@ def _jaccard(a: set[str], b: set[str]) -> float:
 
 
 def _compose(groups: list[list[_Candidate]]) -> tuple[str, list[Citation]]:
-    citations: list[Citation] = []
-    numbers: dict[tuple[str, int, int], int] = {}
+    """Answer text, one sentence per group cited to every member, and the citations."""
+    numbers = CitationNumbers()
     parts: list[str] = []
     for group in groups:
-        markers = []
-        for c in group:
-            key = (c.hit.article.id, c.start, c.end)
-            if key not in numbers:
-                numbers[key] = len(citations) + 1
-                citations.append(Citation.quoting(numbers[key], c.hit.article, c.start, c.end, c.speaker))
-            markers.append(f"[{numbers[key]}]")
-        parts.append(" ".join(group[0].text.split()) + " " + "".join(markers))
-    return " ".join(parts), citations
+        markers = "".join(f"[{numbers.cite(c.hit.article, c.start, c.end, c.speaker)}]" for c in group)
+        parts.append(" ".join(group[0].text.split()) + " " + markers)
+    return " ".join(parts), numbers.citations

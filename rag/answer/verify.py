@@ -31,9 +31,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.embed.embedder import Embedder
+from rag.answer.citing import PassageSentence, passage_sentences
+from rag.embed import Embedder
 from rag.models import Hit
 from rag.text.sentences import split_sentences
+from rag.text.words import CLAIMLESS_WORDS, SENTENCE_OPENERS, content_words, stems
 
 __all__ = [
     "Claim",
@@ -54,13 +56,8 @@ _ONLY_MARKERS = re.compile(rf"^(?:\s*(?:{_MARKER.pattern})[.,;:]?)+\s*$", re.I)
 _LIST_LEAD = re.compile(r"^\s*(?:[-*\u2022]\s+|\d{1,2}[.)]\s+|#+\s+|answer:\s*)", re.I)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
-# Words that carry no claim of their own, beyond the stopwords keyword.terms already drops.
-_FUNCTION = frozenset(
-    "what which who whom whose when where why how did does do is are was were be been being has have had "
-    "say said says sai tell told accord according also would could can will may might must shall "
-    "not no yes there here this that these those it its they them their he she his her we our you your "
-    "one passag answer question base articl mention report news recent recentli".split()
-)
+# Stemmed once here: a claim's words arrive as stems (rag.text.words.content_words).
+_FUNCTION = stems(CLAIMLESS_WORDS)
 
 
 @dataclass(frozen=True)
@@ -84,15 +81,8 @@ class Claim:
     markers: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """One sentence of passage ``passage`` (1-based): ``hit.article.text[start:end] == text``."""
-
-    passage: int
-    hit: Hit
-    start: int
-    end: int
-    text: str
+# A passage sentence a claim may rest on: the same walk the extractive answerer draws from.
+Evidence = PassageSentence
 
 
 @dataclass(frozen=True)
@@ -183,15 +173,11 @@ def _clean(raw: str) -> str:
 
 
 def evidence_for(hits: Sequence[Hit], min_words: int = 3) -> list[Evidence]:
-    """Every sentence of every passage, numbered by passage (1-based, in ``hits`` order)."""
-    out: list[Evidence] = []
-    for n, hit in enumerate(hits, start=1):
-        text = hit.article.text
-        for start, end in split_sentences(text, hit.chunk.start, hit.chunk.end):
-            sentence = text[start:end]
-            if len(sentence.split()) >= min_words:
-                out.append(Evidence(n, hit, start, end, sentence))
-    return out
+    """Every sentence of every passage, numbered by passage (1-based, in ``hits`` order).
+
+    A sentence two passages share is evidence in both: a claim may cite either.
+    """
+    return list(passage_sentences(hits, min_words))
 
 
 class Verifier:
@@ -200,9 +186,7 @@ class Verifier:
     def __init__(self, embedder: Embedder, terms: Callable[[str], list[str]] | None = None,
                  settings: VerifySettings = VerifySettings()) -> None:
         if terms is None:
-            from rag.index.keyword import terms as keyword_terms
-
-            terms = keyword_terms
+            terms = content_words
         self.embedder = embedder
         self.terms = terms
         self.settings = settings
@@ -335,17 +319,10 @@ def _name_runs(sentence: str, lowercase: set[str]) -> list[str]:
         if m.start() == len(sentence) - len(sentence.lstrip(" \"'\u201c(")):
             words = run.split()
             word = re.sub(r"['\u2019]s$", "", words[0].lower())
-            if len(words) == 1 and (word in lowercase or word in _SENTENCE_OPENERS):
+            if len(words) == 1 and (word in lowercase or word in SENTENCE_OPENERS):
                 continue
         runs.append(run)
     return runs
-
-
-_SENTENCE_OPENERS = frozenset(
-    "the a an this that these those it its he she they we i you his her their there here in on at "
-    "for from by with after before during as while when if but and or so yet however according "
-    "yes no not".split()
-)
 
 
 def _content(tokens: list[str]) -> list[str]:

@@ -1,7 +1,8 @@
 """The index on disk and in memory.
 
 - ``build``: a reindex, from sources to a new generation folder and an atomic manifest swap;
-- ``loaded``: the manifest and one loaded generation;
+- ``manifest``: ``manifest.json``, which names the current generation and what built it;
+- ``loaded``: one generation, opened for searching;
 - ``store`` (SQLite: articles, chunks, quotes), ``dense`` (FAISS) and ``keyword`` (BM25): the
   three parts of a generation.
 

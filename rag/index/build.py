@@ -6,25 +6,26 @@ was embedded by the previous generation (same model, same chunking) is copied, n
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from rag.ingest.chunking import Chunker, ChunkingSettings
 from rag.index.dense import DenseSearcher, build_dense
-from rag.embed.embedder import Embedder, embed_documents, embedder_backend, interchangeable, manifest_backend
+from rag.embed import Embedder, embed_documents, embedder_backend, interchangeable
 from rag.errors import IndexProblem, SourceError
-from rag.index.loaded import FORMAT_VERSION, MANIFEST, read_manifest, write_manifest
+from rag.filelock import FileLock
+from rag.index.manifest import MANIFEST, Manifest, read_manifest, write_manifest
 from rag.ingest import IngestReport, read_sources
 from rag.index.keyword import KeywordSearcher
 from rag.models import Article, Chunk, Problem, Quote
@@ -64,6 +65,17 @@ class ReindexSummary:
         )
 
 
+@dataclass(frozen=True)
+class PreviousBuild:
+    """The generation a reindex replaces: what changed is counted against its articles, and its
+    vectors are copied for unchanged text when ``reuse`` (same model, backend and chunking)."""
+
+    manifest: Manifest
+    store: Store
+    vectors: np.ndarray
+    reuse: bool
+
+
 def content_hash(article: Article) -> str:
     """Changes whenever anything stored about the article changes (text or metadata)."""
     payload = json.dumps(
@@ -101,7 +113,7 @@ class Indexer:
         with _exclusive_lock(index_dir):
             previous = self._previous(index_dir, full)
             if not sources:
-                sources = previous["manifest"]["sources"] if previous else ()
+                sources = previous.manifest.sources if previous else ()
                 if not sources:
                     raise SourceError(
                         f"no sources given and none recorded in {index_dir}: "
@@ -119,47 +131,45 @@ class Indexer:
             _remove_stale_builds(index_dir)
             build = index_dir / f".building-{_stamp()}"
             build.mkdir()
+            final = index_dir / build.name.replace(".building-", "gen-", 1)
             try:
-                summary = self._build(build, report, previous, resolved, started)
-                final = index_dir / build.name.replace(".building-", "gen-", 1)
+                manifest, summary = self._build(build, final.name, report, previous, resolved, started)
                 os.rename(build, final)
-                manifest = summary.pop("manifest")
-                manifest["generation"] = final.name
                 write_manifest(index_dir, manifest)
             except BaseException:
                 shutil.rmtree(build, ignore_errors=True)
                 raise
             finally:
                 if previous:
-                    previous["store"].close()
-            _remove_old_generations(index_dir, keep={final.name, previous["generation"] if previous else ""})
-            return ReindexSummary(index_dir=str(index_dir), **summary)
+                    previous.store.close()
+            _remove_old_generations(index_dir, keep={final.name, previous.manifest.generation if previous else ""})
+            return summary
 
-    def _previous(self, index_dir: Path, full: bool) -> dict[str, Any] | None:
+    def _previous(self, index_dir: Path, full: bool) -> PreviousBuild | None:
         """The generation to reuse vectors from, when it is compatible with this build."""
         try:
             manifest = read_manifest(index_dir)
         except IndexProblem:
             return None
-        gen = index_dir / manifest.get("generation", "")
+        gen = index_dir / manifest.generation
         compatible = (
-            manifest.get("model", {}).get("name") == self.embedder.name
-            and interchangeable(manifest_backend(manifest), embedder_backend(self.embedder))
-            and manifest.get("chunking") == self.chunking_settings()
+            manifest.model == self.embedder.name
+            and interchangeable(manifest.backend, embedder_backend(self.embedder))
+            and manifest.chunking == self.chunking_settings()
         )
         try:
             store = Store(gen / "store.sqlite", readonly=True)
             vectors = np.load(gen / "vectors.npy", mmap_mode="r")
         except Exception:  # a damaged previous generation is simply not reused
             return None
-        return {"manifest": manifest, "generation": gen.name, "store": store,
-                "vectors": vectors, "reuse": compatible and not full}
+        return PreviousBuild(manifest, store, vectors, reuse=compatible and not full)
 
-    def _build(self, build: Path, report: IngestReport, previous: dict[str, Any] | None,
-               sources: list[str], started: float) -> dict[str, Any]:
+    def _build(self, build: Path, generation: str, report: IngestReport, previous: PreviousBuild | None,
+               sources: list[str], started: float) -> tuple[Manifest, ReindexSummary]:
+        """Write the generation into ``build``; the manifest that will name it ``generation``."""
         articles = report.articles
         hashes = [content_hash(a) for a in articles]
-        old = previous["store"].article_hashes() if previous else {}
+        old = previous.store.article_hashes() if previous else {}
         diff = _diff(articles, hashes, old)
 
         chunk_lists = self.chunker.chunk(articles)
@@ -187,38 +197,36 @@ class Indexer:
         KeywordSearcher.build(texts).save(build / "bm25")
 
         seconds = time.perf_counter() - started
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "model": {"name": self.embedder.name, "dimension": int(vectors.shape[1]),
-                      "backend": embedder_backend(self.embedder)},
-            "chunking": self.chunking_settings(),
-            "index": {"kind": kind, "ann_threshold": self.settings.ann_threshold},
-            "counts": {"articles": len(articles), "chunks": len(rows)},
-            "sources": sources,
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "build_seconds": round(seconds, 2),
-        }
-        return {
-            "manifest": manifest, "articles": len(articles), "chunks": len(rows),
-            "added": diff["added"], "updated": diff["updated"], "removed": diff["removed"],
-            "unchanged": diff["unchanged"], "embedded": len(rows) - reused, "reused": reused,
-            "seconds": seconds, "skipped": report.problems, "duplicates": report.duplicates,
-            "warnings": report.warnings, "index_kind": kind,
-        }
+        manifest = Manifest(
+            model=self.embedder.name, dimension=int(vectors.shape[1]),
+            model_backend=embedder_backend(self.embedder), chunking=self.chunking_settings(),
+            index_kind=kind, ann_threshold=self.settings.ann_threshold,
+            articles=len(articles), chunks=len(rows), sources=tuple(sources),
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            build_seconds=round(seconds, 2), generation=generation,
+        )
+        summary = ReindexSummary(
+            index_dir=str(self.settings.index_dir), articles=len(articles), chunks=len(rows),
+            added=diff["added"], updated=diff["updated"], removed=diff["removed"],
+            unchanged=diff["unchanged"], embedded=len(rows) - reused, reused=reused,
+            seconds=seconds, skipped=report.problems, duplicates=report.duplicates,
+            warnings=report.warnings, index_kind=kind,
+        )
+        return manifest, summary
 
-    def _vectors(self, texts: list[str], keys: list[str], previous: dict[str, Any] | None
+    def _vectors(self, texts: list[str], keys: list[str], previous: PreviousBuild | None
                  ) -> tuple[np.ndarray, int]:
-        known = previous["store"].embed_keys() if previous and previous["reuse"] else {}
+        known = previous.store.embed_keys() if previous and previous.reuse else {}
         fresh = [i for i, key in enumerate(keys) if key not in known]
         new = embed_documents(self.embedder, [texts[i] for i in fresh],
                               batch_size=self.settings.batch_size, progress=self.settings.progress)
-        dim = new.shape[1] if len(fresh) else (previous["vectors"].shape[1] if known else self.embedder.dimension)
+        dim = new.shape[1] if len(fresh) else (previous.vectors.shape[1] if known else self.embedder.dimension)
         vectors = np.zeros((len(texts), dim), dtype=np.float32)
         if len(fresh):
             vectors[fresh] = new
         reuse_at = [i for i, key in enumerate(keys) if key in known]
         if reuse_at:
-            vectors[reuse_at] = previous["vectors"][[known[keys[i]] for i in reuse_at]]
+            vectors[reuse_at] = previous.vectors[[known[keys[i]] for i in reuse_at]]
         return vectors, len(reuse_at)
 
     def _index_kind(self, n: int) -> str:
@@ -256,26 +264,18 @@ def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
-class _exclusive_lock:
+@contextmanager
+def _exclusive_lock(index_dir: Path) -> Iterator[None]:
     """An advisory lock on ``index/.lock``: a second concurrent reindex fails fast."""
-
-    def __init__(self, index_dir: Path) -> None:
-        self.path = index_dir / ".lock"
-        self.fh: Any = None
-
-    def __enter__(self) -> None:
-        self.fh = open(self.path, "w")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.close()
-            raise IndexProblem(
-                f"another reindex of {self.path.parent} is running: wait for it to finish"
-            ) from None
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
+    lock = FileLock(index_dir / ".lock", blocking=False)
+    try:
+        lock.acquire()
+    except BlockingIOError:
+        raise IndexProblem(f"another reindex of {index_dir} is running: wait for it to finish") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _remove_stale_builds(index_dir: Path) -> None:

@@ -20,6 +20,10 @@ def _stemmer() -> Any:
 def terms(text: str) -> list[str]:
     """Text as the keyword index sees it: lowercased, stopwords dropped, stemmed.
 
+    A query must be cut into tokens exactly as :meth:`KeywordSearcher.build` cut the indexed
+    texts, so this never changes without a new index format. The answerers compare words with
+    :func:`rag.text.words.content_words`, which is free to change.
+
     >>> terms("What did Blinken say about China's policies?")
     ['what', 'did', 'blinken', 'say', 'about', 'china', 'polici']
     """

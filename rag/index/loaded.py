@@ -16,63 +16,17 @@ generation, so killing a reindex at any point leaves the previous index loadable
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from rag.text.dates import day_number
 from rag.index.dense import DenseSearcher
-from rag.errors import IndexCorrupt, IndexMismatch, IndexNotBuilt
+from rag.errors import IndexCorrupt, IndexMismatch
 from rag.index.keyword import KeywordSearcher
+from rag.index.manifest import Manifest, read_manifest
 from rag.index.store import Store
-
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-
-
-def reindex_hint(index_dir: Path) -> str:
-    return f"run 'rag reindex <folder> --index {index_dir}'"
-
-
-def read_manifest(index_dir: Path) -> dict[str, Any]:
-    """The manifest of ``index_dir``, checked for format; raises IndexNotBuilt/IndexCorrupt."""
-    path = index_dir / MANIFEST
-    if not path.exists():
-        raise IndexNotBuilt(f"no index in {index_dir}: {reindex_hint(index_dir)} first")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        version = manifest["format_version"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise IndexCorrupt(
-            f"index manifest {path} is unreadable ({exc}): rebuild it with "
-            f"'rag reindex <folder> --full --index {index_dir}'"
-        ) from None
-    if version != FORMAT_VERSION:
-        raise IndexMismatch(
-            f"index in {index_dir} has format version {version}, this version of rag reads "
-            f"{FORMAT_VERSION}: rebuild it with 'rag reindex --full --index {index_dir}'"
-        )
-    return manifest
-
-
-def write_manifest(index_dir: Path, manifest: dict[str, Any]) -> None:
-    """Replace the manifest atomically: readers see the old one or the new one, never half."""
-    tmp = index_dir / f".{MANIFEST}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, index_dir / MANIFEST)
-    dir_fd = os.open(index_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass
@@ -80,7 +34,7 @@ class LoadedIndex:
     """One generation, opened for searching. Filter columns are held in memory per chunk row."""
 
     index_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     store: Store
     vectors: np.ndarray
     dense: DenseSearcher
@@ -91,7 +45,7 @@ class LoadedIndex:
 
     @property
     def model(self) -> str:
-        return str(self.manifest["model"]["name"])
+        return self.manifest.model
 
     @property
     def size(self) -> int:
@@ -104,25 +58,25 @@ class LoadedIndex:
 def load_index(index_dir: Path, expected_model: str | None = None) -> LoadedIndex:
     """Open the generation the manifest names, after checking the model it was built with."""
     manifest = read_manifest(index_dir)
-    built_with = manifest.get("model", {}).get("name")
+    built_with = manifest.model
     if expected_model is not None and expected_model != built_with:
         raise IndexMismatch(
             f"index in {index_dir} was built with model {built_with!r}, not {expected_model!r}: "
             f"rebuild it with 'rag reindex --full --index {index_dir}', or search with the model "
             "it was built with"
         )
-    gen = index_dir / str(manifest.get("generation", ""))
+    gen = index_dir / manifest.generation
     hint = f"rebuild it with 'rag reindex --full --index {index_dir}'"
     try:
         vectors = np.load(gen / "vectors.npy", mmap_mode="r")
-        dim = int(manifest["model"]["dimension"])
+        dim = manifest.dimension
         if vectors.ndim != 2 or (len(vectors) and vectors.shape[1] != dim):
             raise IndexMismatch(
                 f"index in {index_dir} holds {vectors.shape[-1]}-dimensional vectors but its "
                 f"manifest says {dim}: {hint}"
             )
         store = Store(gen / "store.sqlite", readonly=True)
-        dense = DenseSearcher.load(gen / "dense.faiss", vectors, manifest["index"]["kind"])
+        dense = DenseSearcher.load(gen / "dense.faiss", vectors, manifest.index_kind)
         keyword = KeywordSearcher.load(gen / "bm25")
         rows, days, codes, names = _filter_columns(store)
     except IndexMismatch:

@@ -25,6 +25,7 @@ from dateutil import parser as dateparser
 
 from rag.errors import SourceError
 from rag.models import Article, Problem
+from rag.text.words import HEADLINE_ABBREVIATIONS
 
 MAX_FILE_BYTES = 20_000_000
 MAX_TEXT_CHARS = 2_000_000
@@ -354,11 +355,6 @@ _FURNITURE = re.compile(
 _BYLINE = re.compile(r"(?i:by)\.?[ \t]+(?P<name>\S.*)")
 # Lower-case words that may sit inside a name ("Ludwig van Beethoven", "Jane Doe and John Roe").
 _NAME_LINKS = {"and", "&", "de", "van", "von", "der", "den", "da", "di", "du", "la", "le", "al", "bin", "y"}
-_ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "st", "jr", "sr", "gen", "col", "sen", "rep", "gov", "lt", "sgt",
-    "capt", "prof", "inc", "co", "corp", "ltd", "no", "vs", "jan", "feb", "mar", "apr", "aug",
-    "sept", "sep", "oct", "nov", "dec",
-}
 _TITLE_WORDS = 12
 
 
@@ -484,7 +480,7 @@ def _first_sentence(line: str) -> str:
         before = line[: m.start()].split()
         word = before[-1].lstrip("\"'“‘(") if before else ""
         # "U.S. officials", "Mr. Kim": a period after an initial or title does not end it.
-        if "." in word or len(word) == 1 or word.casefold() in _ABBREVIATIONS:
+        if "." in word or len(word) == 1 or word.casefold() in HEADLINE_ABBREVIATIONS:
             continue
         return line[: m.end()]
     return line

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.embed.embedder import Embedder
+from rag.embed import Embedder
 from rag.index.loaded import LoadedIndex
 from rag.models import Hit
 from rag.search.retrieve import SearchFilter, search

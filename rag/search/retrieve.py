@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from rag.text.dates import check_range, parse_date
-from rag.embed.embedder import Embedder, embed_query
+from rag.embed import Embedder, embed_query
 from rag.errors import BadQuery, BadSetting
 from rag.index.loaded import LoadedIndex
 from rag.models import Hit

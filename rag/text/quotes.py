@@ -46,6 +46,7 @@ from typing import Literal
 
 from rag.models import Article, Quote
 from rag.text.sentences import split_sentences
+from rag.text.words import FUNCTION_WORDS, NAME_ABBREVIATIONS, NAME_LEAD_WORDS
 
 __all__ = ["asked_speaker", "extract_quotes", "same_person"]
 
@@ -75,25 +76,6 @@ billionaire entrepreneur historian clerk recorder auditor treasurer assessor com
 administrator superintendent surgeon provost dean rector trustee regent
 """.split())
 
-# Capitalised words that open a run without belonging to a name.
-_LEAD_STOP = frozenset("""
-the a an in on at but and or so as if when while after before since until during despite although
-though because for from with without by to of that this these those then now still yet also
-meanwhile however moreover earlier later last next yesterday today tonight tomorrow asked speaking
-according here there it he she they we i you his her their our my your its some many most other
-another several one two both all each every no not what which who why how where mr. ms. mrs.
-monday tuesday wednesday thursday friday saturday sunday january february march april may june
-july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec
-read watch photo photos video image getty related more like follow sign click see listen
-subscribe advertisement skip whether unless whereas once perhaps maybe even only just unlike under
-over among through across about above below between beyond against toward within upon including
-following amid thanks given instead rather indeed thus hence therefore besides otherwise overall
-currently recently finally first second third plus any such much few either neither nor whose
-whom whoever whatever wherever dear hey hello yes oh please thank let let's don't do does did
-is are was were has have had will would can could should must just even ever never always
-citing speaking following responding referring addressing testifying appearing others
-""".split())
-
 # A word in a run that marks an organisation or a place: such runs are not collected as people.
 _NOT_PERSON = frozenset("""
 korea korean north south east west northeast northwest southeast southwest united states kingdom
@@ -110,16 +92,11 @@ mountain valley bay beach coast sea ocean region peninsula covid covid-19 omicro
 twitter facebook instagram youtube google apple microsoft amazon tesla state global world
 organization organisation administration bureau program programme project fund board alliance
 coalition federation system systems laboratory laboratories clinic archives centers institutes
-""".split()) | {m for m in _LEAD_STOP if m.isalpha() and len(m) > 2 and m not in {"may", "the"}}
+""".split()) | {m for m in NAME_LEAD_WORDS if m.isalpha() and len(m) > 2 and m not in {"may", "the"}}
 
-_FUNC = (
-    r"(?:that|which|who|whom|whose|he|she|they|it|we|i|you|and|or|but|nor|was|were|is|are|be|"
-    r"been|being|has|have|had|do|does|did|not|no|when|while|if|as|than|then|there|this|these|"
-    r"those|to|in|on|at|by|with|after|before|since|because|also|will|would|can|could|should|may|"
-    r"might|must|its|his|her|their|our|my|your|a|an|the|said|says|say|told|tells|according|"
-    r"about|over|into|during|where|what|why|how|so|last|saying|of|for|from|via|amid|among|against)"
-)
-_STOP_WORDS = frozenset(re.findall(r"\w+", _FUNC))
+# The shared word lists (rag.text.words) as this module matches them: a regex, and a set.
+_FUNC = "(?:" + "|".join(FUNCTION_WORDS) + ")"
+_FUNCTION_WORDS = frozenset(FUNCTION_WORDS)
 
 _SOURCE_NOUNS = (
     r"(?:officials|experts|analysts|researchers|scientists|police|authorities|sources|prosecutors|"
@@ -184,10 +161,7 @@ _STATEMENT_NOUNS = (
 _UP = "A-Z\u00c0-\u00d6\u00d8-\u00de" + "".join(
     chr(c) for c in range(0x100, 0x17F) if chr(c).isupper()
 )
-_ABBR = (
-    r"(?:Mr|Mrs|Ms|Mx|Dr|Sen|Sens|Rep|Reps|Gov|Gen|Lt|Col|Capt|Sgt|Maj|Adm|Cmdr|Prof|Rev|Supt|Det"
-    r"|Jr|Sr|St)\."
-)
+_ABBR = "(?:" + "|".join(NAME_ABBREVIATIONS) + r")\."
 _TOKEN = (
     rf"(?:{_ABBR}|[{_UP}]\.(?:[{_UP}]\.)+|[{_UP}]\.(?=[ \t\u00a0]+[{_UP}])"
     rf"|[{_UP}](?:[\w\-]|&(?=[{_UP}])|[\u2019'](?=\w\w))*)"
@@ -370,7 +344,7 @@ def _is_title(token: str) -> bool:
 def _split_run(run: str) -> tuple[list[str], list[str]]:
     """A capitalised run as (titles, name): "Foreign Minister Park Jin" -> (titles, [Park, Jin])."""
     tokens = run.split()
-    while tokens and (_norm(tokens[0]) in _LEAD_STOP or tokens[0] in _CONNECTORS):
+    while tokens and (_norm(tokens[0]) in NAME_LEAD_WORDS or tokens[0] in _CONNECTORS):
         tokens.pop(0)
     while tokens and (_norm(tokens[-1]) in _TIME_WORDS or tokens[-1] in _JOINERS):
         tokens.pop()
@@ -438,7 +412,7 @@ class _Names:
                     self.by_edge.setdefault(full[0], []).append((m.start(), full))
             for title in titles:
                 t = _norm(title)
-                if t not in _LEAD_STOP:
+                if t not in NAME_LEAD_WORDS:
                     self.by_title.setdefault(t, []).append((m.start(), name))
                 if t in _GENDERED:
                     self.pronouns[name[-1]] = _GENDERED[t]
@@ -639,7 +613,7 @@ def _noun_phrase(words: list[str], strict: bool) -> list[str]:
         word = raw.rstrip(".,;:!?)")
         low = word.lower()
         if not tokens:
-            if (low in _STOP_WORDS and low not in _DETERMINERS) or low in _TIME_WORDS \
+            if (low in _FUNCTION_WORDS and low not in _DETERMINERS) or low in _TIME_WORDS \
                     or re.match(_PRON + "[\u2019']", word):
                 return []  # "said Tuesday that", "says he's glad"
         elif _ends_phrase(word, tokens[-1], words[i + 1] if i + 1 < len(words) else "", strict):
@@ -647,7 +621,7 @@ def _noun_phrase(words: list[str], strict: bool) -> list[str]:
         tokens.append(word)
         if word != raw and not _DOTTED_ABBR.fullmatch(raw):
             break  # "said Hicks, who ..."
-    while tokens and tokens[-1].lower() in _STOP_WORDS:
+    while tokens and tokens[-1].lower() in _FUNCTION_WORDS:
         tokens.pop()
     return tokens
 
@@ -664,7 +638,7 @@ def _ends_phrase(word: str, last: str, following: str, strict: bool) -> bool:
         return after_name and following[:1].islower()  # "Jepsen of the Xerces Society"
     if low in ("for", "from", "by"):
         return after_name  # "a spokesperson for the ministry", "a survey by ECA"
-    if low in _STOP_WORDS:
+    if low in _FUNCTION_WORDS:
         return low not in _DETERMINERS
     if not word.islower():
         return False
@@ -696,7 +670,7 @@ def _classify(phrase: str, group: str, at: int, names: _Names) -> tuple[str | No
         head = re.split(r"\s+(?:with|at|from|in)\s+(?:the\s+)?|\s+of\s+the\s+", phrase)[0]
         titles, name = _split_run(head)
         if not name:
-            title = next((_norm(t) for t in reversed(titles) if _norm(t) not in _LEAD_STOP), None)
+            title = next((_norm(t) for t in reversed(titles) if _norm(t) not in NAME_LEAD_WORDS), None)
             found = names.titled(title, at) if title else None
             return (found, True) if found else (None, False)
         full = names.resolve(name, at)
@@ -711,7 +685,7 @@ def _classify(phrase: str, group: str, at: int, names: _Names) -> tuple[str | No
     tail = tokens[j:] if group != "source" else []
     before = tokens[j - 1] if j > 0 else ""
     if tail and (j == 0 or before.lower() == "the" and j == 1
-                 or (before.lower() not in _STOP_WORDS and before.islower())):
+                 or (before.lower() not in _FUNCTION_WORDS and before.islower())):
         return _classify(" ".join(tail), "name", at, names)
     if tail and re.search(_POSSESSIVE + "$", before):
         named, person = _classify(" ".join(tail), "name", at, names)
@@ -801,7 +775,7 @@ def _proper_name(phrase: str, lowercase_ok: bool) -> str | None:
     if not tokens:
         return None
     if lowercase_ok:
-        if tokens[0] in _STOP_WORDS or len(tokens) > 3 or any(t in _STOP_WORDS for t in tokens):
+        if tokens[0] in _FUNCTION_WORDS or len(tokens) > 3 or any(t in _FUNCTION_WORDS for t in tokens):
             return None
         if re.fullmatch(_SOURCE_NOUNS, tokens[-1]) or tokens[-1] in _TITLES:
             return None

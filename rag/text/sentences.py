@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["ABBREVIATIONS", "split_sentences"]
+from rag.text.words import ABBREVIATIONS
+
+__all__ = ["split_sentences"]
 
 # Characters str.splitlines() breaks on: a sentence never runs across one of them.
 _LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
@@ -29,17 +31,6 @@ _EVENT = re.compile(
 
 _OPENERS = frozenset("\u201c\u2018\"'([")
 _DOTTED = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")  # "U.S", "a.m", "e.g" (the last dot is the ender)
-
-_LISTED = (
-    "Mr Mrs Ms Dr Prof Sen Rep Gov Gen Lt Col Capt Sgt Maj Adm Rev St Mt Ft Jr Sr Inc Corp Co "
-    "Ltd Bros No Nos vs etc approx est Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Ave Blvd "
-    "Dept Univ Pres Supt Cmdr Fig al"
-).split()
-# Case-sensitive, so "no." and "co." still end sentences; lowercase entries also match when
-# they open a sentence ("Vs.", "Etc."), but "Al." stays a name.
-ABBREVIATIONS: frozenset[str] = frozenset(
-    _LISTED + [w.capitalize() for w in _LISTED if w.islower() and w != "al"]
-)
 
 _Stack = list  # of (kind, mark, position): kind "d" for double quotes, "s" for single
 

@@ -1,0 +1,154 @@
+"""The index manifest: which generation folder is current, and what built it.
+
+``index/manifest.json`` holds, as sorted, indented JSON::
+
+    {"format_version": 1, "generation": "gen-...",
+     "model": {"name": "...", "dimension": 384, "backend": "torch"},
+     "chunking": {"max_tokens": 200, ...}, "index": {"kind": "exact", "ann_threshold": 200000},
+     "counts": {"articles": 6, "chunks": 9}, "sources": ["/news"],
+     "built_at": "2024-01-05T10:00:00+00:00", "build_seconds": 1.2}
+
+Readers check the format version first, so a manifest from a later rag is refused before its
+other fields are trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.errors import IndexCorrupt, IndexMismatch, IndexNotBuilt
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+# Manifests written before embedding backends were recorded hold torch vectors: torch was all there was.
+LEGACY_BACKEND = "torch"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What one build recorded about itself; ``to_json``/``from_json`` give the file's exact shape.
+
+    >>> m = Manifest(model="all-MiniLM-L6-v2", dimension=384, model_backend=None, chunking={},
+    ...              index_kind="exact", ann_threshold=200_000, articles=6, chunks=9, sources=("news",),
+    ...              built_at="2024-01-05T10:00:00+00:00", build_seconds=1.2, generation="gen-1")
+    >>> m.backend, Manifest.from_json(m.to_json()) == m
+    ('torch', True)
+    """
+
+    model: str
+    dimension: int
+    # As recorded: None in a manifest from before backends were recorded (``backend`` resolves it).
+    model_backend: str | None
+    # Kept as the dict the chunker records, and compared whole: any difference, even a key a later
+    # version adds, means the old vectors were cut differently and are not reused.
+    chunking: dict[str, Any]
+    index_kind: str
+    ann_threshold: int
+    articles: int
+    chunks: int
+    sources: tuple[str, ...]
+    built_at: str
+    build_seconds: float
+    generation: str
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def backend(self) -> str:
+        """The embedding backend the vectors came from."""
+        return self.model_backend if self.model_backend is not None else LEGACY_BACKEND
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as ``manifest.json`` holds it."""
+        model: dict[str, Any] = {"name": self.model, "dimension": self.dimension}
+        if self.model_backend is not None:
+            model["backend"] = self.model_backend
+        return {
+            "format_version": self.format_version,
+            "model": model,
+            "chunking": dict(self.chunking),
+            "index": {"kind": self.index_kind, "ann_threshold": self.ann_threshold},
+            "counts": {"articles": self.articles, "chunks": self.chunks},
+            "sources": list(self.sources),
+            "built_at": self.built_at,
+            "build_seconds": self.build_seconds,
+            "generation": self.generation,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        """The manifest ``to_json`` wrote; KeyError, TypeError or ValueError when a field is missing
+        or of the wrong kind."""
+        model, index, counts = data["model"], data["index"], data["counts"]
+        backend = model.get("backend")
+        return cls(
+            model=str(model["name"]),
+            dimension=int(model["dimension"]),
+            model_backend=None if backend is None else str(backend),
+            chunking=dict(data["chunking"]),
+            index_kind=str(index["kind"]),
+            ann_threshold=int(index["ann_threshold"]),
+            articles=int(counts["articles"]),
+            chunks=int(counts["chunks"]),
+            sources=tuple(str(s) for s in data["sources"]),
+            built_at=str(data["built_at"]),
+            build_seconds=float(data["build_seconds"]),
+            generation=str(data["generation"]),
+            format_version=int(data["format_version"]),
+        )
+
+
+def reindex_hint(index_dir: Path) -> str:
+    """How to build the index in ``index_dir``, for error messages.
+
+    >>> reindex_hint(Path("index"))
+    "run 'rag reindex <folder> --index index'"
+    """
+    return f"run 'rag reindex <folder> --index {index_dir}'"
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    """The manifest of ``index_dir``; IndexNotBuilt when there is none, IndexMismatch for another
+    format version, IndexCorrupt when it cannot be read."""
+    path = index_dir / MANIFEST
+    if not path.exists():
+        raise IndexNotBuilt(f"no index in {index_dir}: {reindex_hint(index_dir)} first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        version = data["format_version"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorrupt(
+            f"index manifest {path} is unreadable ({exc}): rebuild it with "
+            f"'rag reindex <folder> --full --index {index_dir}'"
+        ) from None
+    if version != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"index in {index_dir} has format version {version}, this version of rag reads "
+            f"{FORMAT_VERSION}: rebuild it with 'rag reindex --full --index {index_dir}'"
+        )
+    try:
+        return Manifest.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise IndexCorrupt(
+            f"index in {index_dir} is damaged ({type(exc).__name__}: {exc}): "
+            f"rebuild it with 'rag reindex --full --index {index_dir}'"
+        ) from None
+
+
+def write_manifest(index_dir: Path, manifest: Manifest) -> None:
+    """Replace the manifest atomically: readers see the old one or the new one, never half."""
+    tmp = index_dir / f".{MANIFEST}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(manifest.to_json(), fh, indent=2, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, index_dir / MANIFEST)
+    dir_fd = os.open(index_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
