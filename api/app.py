@@ -33,8 +33,7 @@ from rag.settings import Settings
 
 from . import errors
 from .jobs import JobRunning, ReindexJobs
-from .schemas import (SSE_EXAMPLE, ArticleOut, AskRequest, AskResponse, ErrorOut, Health, JobOut, Passage,
-                      SearchQuery)
+from .schemas import SSE_EXAMPLE, ArticleOut, AskRequest, AskResponse, ErrorOut, Health, JobOut, Passage, SearchQuery
 from .settings import ApiSettings
 
 log = logging.getLogger("api")

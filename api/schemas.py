@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rag.pipeline import ANSWERERS, AnswererName
-from rag.search.retrieve import MAX_K as LIBRARY_MAX_K, MAX_QUERY_CHARS
+from rag.search.retrieve import MAX_K as LIBRARY_MAX_K
+from rag.search.retrieve import MAX_QUERY_CHARS
 from rag.settings import SEARCH_MODES, SearchMode
 
 # Stricter than the library's limit, never looser: one web request shares the server with every

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from rag.answer.llm import LLMConfig, llm_config_from_env
 from rag.embed import DEFAULT_SCORER_BACKEND
 from rag.errors import BadSetting
 from rag.settings import parse_backend, parse_scorer_backend
-from rag.answer.llm import LLMConfig, llm_config_from_env
 
 PREFIX = "RAG_"
 MAX_BODY_BYTES = 64 * 1024

@@ -21,7 +21,7 @@ from rag.errors import (
     SourceError,
 )
 from rag.index.build import ReindexSummary
-from rag.models import Answer, Article, Chunk, Citation, Hit, Problem, Quote
+from rag.models import Answer, Article, Chunk, Citation, Hit, IndexInfo, Problem, Quote
 from rag.pipeline import Pipeline
 from rag.search.retrieve import SearchFilter
 from rag.settings import Settings
@@ -39,6 +39,7 @@ __all__ = [
     "Citation",
     "Hit",
     "IndexCorrupt",
+    "IndexInfo",
     "IndexMismatch",
     "IndexNotBuilt",
     "IndexProblem",

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from rag.text.dates import parse_date
 from rag.errors import InputError, SourceError
 from rag.models import Answer, Hit, Problem
+from rag.text.dates import parse_date
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,26 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal, Sequence, get_args
 
-from rag.ingest.chunking import Chunker, ChunkingSettings
-from rag.text.dates import parse_date
-from rag.embed import (DEFAULT_BACKEND, Embedder, SentenceTransformerEmbedder, canonical_model_name,
-                       embedder_backend, interchangeable)
+from rag.answer.extractive import ExtractiveAnswerer
+from rag.embed import (
+    DEFAULT_BACKEND,
+    Embedder,
+    SentenceTransformerEmbedder,
+    canonical_model_name,
+    embedder_backend,
+    interchangeable,
+)
 from rag.errors import AnswererError, BadSetting, IndexMismatch, IndexNotBuilt, IndexProblem, ModelError
+from rag.index.build import Indexer, ReindexSummary
 from rag.index.loaded import LoadedIndex, load_index
 from rag.index.manifest import MANIFEST, read_manifest
-from rag.index.build import Indexer, ReindexSummary
-from rag.text.words import content_words
-from rag.answer.extractive import ExtractiveAnswerer
+from rag.ingest.chunking import Chunker, ChunkingSettings
 from rag.models import Answer, Article, Hit, IndexInfo
 from rag.search.asof import search_as_of
 from rag.search.retrieve import check_query, make_filter, search
 from rag.settings import SearchMode, Settings
+from rag.text.dates import parse_date
+from rag.text.words import content_words
 
 if TYPE_CHECKING:
     from rag.answer.llm import LLMAnswerer, LLMConfig

@@ -25,7 +25,8 @@ if [ "$(cat "$MARKER" 2>/dev/null)" != "$LLAMA_VERSION-$BUILD" ] \
     mkdir -p "$WHEELS"
     if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
         echo "building the llama-cpp-python wheel ($BUILD) into $WHEELS (compiles llama.cpp: a few minutes)"
-        CMAKE_ARGS="$CMAKE_FLAGS" "$PY" -m pip wheel -q --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS"
+        # --no-cache-dir: pip would otherwise hand back a wheel it built earlier with other flags.
+        CMAKE_ARGS="$CMAKE_FLAGS" "$PY" -m pip wheel -q --no-cache-dir --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS"
     fi
     "$PY" -m pip install -q --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl
     "$PY" -m pip install -q --find-links "$WHEELS" "$LLAMA_SPEC==$LLAMA_VERSION"

@@ -27,6 +27,9 @@ from rag.settings import Settings
 from conftest import free_port, stop_server, wait_until_serving
 from test_api import NO_INDEX, FakePipeline, sse
 
+# Real uvicorn servers on loopback ports, and `rag serve` as a process.
+pytestmark = pytest.mark.slow
+
 QUESTION = "What did Blinken say about China?"
 AS_OF = "2024-01-01"
 KEY = {"X-API-Key": "s3cret"}

@@ -19,6 +19,9 @@ from rag.embed import (DEFAULT_MODEL, SentenceTransformerEmbedder, export_onnx, 
 
 from conftest import write_corpus
 
+# Exports and quantises ONNX models (once per cache), and runs each backend.
+pytestmark = pytest.mark.slow
+
 NEWS = [
     "North Korea has sent more than a million artillery shells to Russia for its war in Ukraine.",
     "The Federal Reserve raised its benchmark interest rate by three-quarters of a point on Wednesday.",

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from api.cli import main
 
 KEYS = ["rank", "score", "article_id", "chunk_id", "title", "url", "source", "published_at", "text", "start", "end"]
@@ -15,6 +17,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_reindex_then_search_json_end_to_end(tmp_path, corpus):
     index = str(tmp_path / "index")
     done = run("reindex", str(corpus), str(corpus / "blinken-seoul.txt"), "--index", index)
@@ -52,6 +55,7 @@ def test_bad_date_is_reported(built, capsys):
     assert capsys.readouterr().err == "error: since: '11/09/2023' is not a date: use YYYY-MM-DD, e.g. 2023-11-09\n"
 
 
+@pytest.mark.slow
 def test_reindex_reports_skipped_files(tmp_path, corpus):
     (corpus / "broken.jsonl").write_text('{"id": "x", "text": "ok text here"}\n{oops\n')
     (corpus / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")

@@ -262,6 +262,7 @@ def test_hnsw_index_finds_what_exact_search_finds(tmp_path, corpus, embedder):
     assert hit.article.id == "reuters-2022-06-08-eca"
 
 
+@pytest.mark.slow
 def test_killing_a_reindex_halfway_leaves_the_previous_index_usable(tmp_path, corpus, embedder):
     index_dir = tmp_path / "index"
     pipeline = make(tmp_path, embedder)

@@ -11,7 +11,7 @@ import rag
 def test_public_names_are_exactly_these():
     assert rag.__all__ == [
         "Answer", "AnswererError", "Article", "BadDate", "BadQuery", "BadSetting", "Chunk", "Citation",
-        "Hit", "IndexCorrupt", "IndexMismatch", "IndexNotBuilt", "IndexProblem", "InputError",
+        "Hit", "IndexCorrupt", "IndexInfo", "IndexMismatch", "IndexNotBuilt", "IndexProblem", "InputError",
         "ModelError", "Pipeline", "Problem", "Quote", "RagError", "ReindexSummary", "SearchFilter",
         "Settings", "SourceError",
     ]

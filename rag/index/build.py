@@ -20,17 +20,17 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from rag.ingest.chunking import Chunker, ChunkingSettings
-from rag.index.dense import DenseSearcher, build_dense
 from rag.embed import Embedder, embed_documents, embedder_backend, interchangeable
 from rag.errors import IndexProblem, SourceError
 from rag.filelock import FileLock
-from rag.index.manifest import MANIFEST, Manifest, read_manifest, write_manifest
-from rag.ingest import IngestReport, read_sources
+from rag.index.dense import DenseSearcher, build_dense
 from rag.index.keyword import KeywordSearcher
+from rag.index.manifest import MANIFEST, Manifest, read_manifest, write_manifest
+from rag.index.store import Store
+from rag.ingest import IngestReport, read_sources
+from rag.ingest.chunking import Chunker, ChunkingSettings
 from rag.models import Article, Chunk, Problem, Quote
 from rag.settings import Settings
-from rag.index.store import Store
 
 QuoteExtractor = Callable[[Article], Sequence[Quote]]
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.text.dates import day_number
-from rag.index.dense import DenseSearcher
 from rag.errors import IndexCorrupt, IndexMismatch
+from rag.index.dense import DenseSearcher
 from rag.index.keyword import KeywordSearcher
 from rag.index.manifest import Manifest, read_manifest
 from rag.index.store import Store
+from rag.text.dates import day_number
 
 
 @dataclass

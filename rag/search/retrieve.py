@@ -12,12 +12,12 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.text.dates import check_range, parse_date
 from rag.embed import Embedder, embed_query
 from rag.errors import BadQuery, BadSetting
 from rag.index.loaded import LoadedIndex
 from rag.models import Hit
 from rag.settings import SEARCH_MODES, SearchMode
+from rag.text.dates import check_range, parse_date
 
 RRF_K = 60
 MAX_QUERY_CHARS = 2000

@@ -24,8 +24,10 @@ from __future__ import annotations
 from rag.answer.llm.answerer import LLMAnswerer
 from rag.answer.llm.client import LLMClient
 from rag.answer.llm.config import LLMConfig, llm_config_from_env
+
 # SYSTEM_PROMPT is importable from here but stays out of __all__, which tests/test_llm.py pins.
-from rag.answer.llm.prompt import SYSTEM_PROMPT as SYSTEM_PROMPT, build_messages
+from rag.answer.llm.prompt import SYSTEM_PROMPT as SYSTEM_PROMPT
+from rag.answer.llm.prompt import build_messages
 
 __all__ = [
     "LLMAnswerer",
