@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
@@ -26,14 +27,28 @@ from fastapi.staticfiles import StaticFiles
 
 from rag import __version__
 from rag.errors import IndexProblem
-from rag.export import answer_to_dict, article_to_dict, hit_to_dict
+from rag.export import answer_to_dict, article_to_dict, hit_to_dict, speaker_to_dict
 from rag.models import Answer, Hit
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
 from . import errors
 from .jobs import JobRunning, ReindexJobs
-from .schemas import SSE_EXAMPLE, ArticleOut, AskRequest, AskResponse, ErrorOut, Health, JobOut, Passage, SearchQuery
+from .schemas import (
+    SSE_EXAMPLE,
+    ArticleOut,
+    AskRequest,
+    AskResponse,
+    ErrorOut,
+    Health,
+    JobOut,
+    Passage,
+    QuotesQuery,
+    SearchQuery,
+    SpeakerOut,
+    SpeakerQuotes,
+    SpeakersQuery,
+)
 from .settings import ApiSettings
 
 log = logging.getLogger("api")
@@ -157,6 +172,25 @@ async def article(article_id: Annotated[str, PathParam(examples=["cbccaf622a61dd
     return article_to_dict(found)
 
 
+@reads.get("/speakers", response_model=list[SpeakerOut], responses=ERRORS,
+           summary="who said what: the speakers whose name matches, most quotes first")
+async def speakers(params: Annotated[SpeakersQuery, Query()], pipeline: PipelineDep) -> list[dict[str, Any]]:
+    found = await run_in_threadpool(pipeline.speakers, params.q, limit=params.limit)
+    return [speaker_to_dict(s) for s in found]
+
+
+@reads.get("/speakers/{speaker_id}/quotes", response_model=SpeakerQuotes,
+           responses={404: {"model": ErrorOut, "description": "no such speaker"}, **ERRORS},
+           summary="a page of one speaker's quotes, each cited like an answer's citations")
+async def speaker_quotes(speaker_id: Annotated[str, PathParam(examples=["antony-blinken"])],
+                         params: Annotated[QuotesQuery, Query()], pipeline: PipelineDep) -> dict[str, Any]:
+    found = await run_in_threadpool(pipeline.speaker_quotes, speaker_id, limit=params.limit, offset=params.offset)
+    if found is None:
+        raise HTTPException(404, f"no speaker {speaker_id!r} in the index: ids come from /speakers?q=<name>")
+    speaker, quotes = found
+    return {"speaker": speaker_to_dict(speaker), "quotes": [asdict(c) for c in quotes]}
+
+
 @answers.post("/ask", response_model=AskResponse, responses={
     200: {"content": {"text/event-stream": {"example": SSE_EXAMPLE}},
           "description": 'the answer; with `"stream": true`, server-sent events'}, **ERRORS},
@@ -197,8 +231,7 @@ async def _answer_events(compose: Callable[[], Awaitable[tuple[Answer, float]]],
     data = answer_to_dict(answer)
     yield _event("answer", {"text": data["answer"]})
     yield _event("citations", data["citations"])
-    yield _event("done", {"question": data["question"], "abstained": data["abstained"], "as_of": data["as_of"],
-                          "warnings": data["warnings"], "timings": timings})
+    yield _event("done", _done(data, timings))
 
 
 async def _llm_events(stream: Iterator[str | Answer], limiter: anyio.CapacityLimiter, hits: list[Hit],
@@ -231,8 +264,7 @@ async def _llm_events(stream: Iterator[str | Answer], limiter: anyio.CapacityLim
     yield _event("answer", {"text": data["answer"]})
     yield _event("citations", data["citations"])
     yield _event("sentences", {"answerer": data["answerer"], "sentences": data["sentences"]})
-    yield _event("done", {"question": data["question"], "abstained": data["abstained"], "as_of": data["as_of"],
-                          "warnings": data["warnings"], "timings": timings})
+    yield _event("done", _done(data, timings))
 
 
 ask_off = APIRouter()
@@ -292,6 +324,12 @@ def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
     started = time.perf_counter()
     result = fn(*args)
     return result, round((time.perf_counter() - started) * 1000, 1)
+
+
+def _done(data: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+    """A streamed answer's last event: what /ask's JSON holds besides the text, citations and passages."""
+    return {"question": data["question"], "abstained": data["abstained"], "as_of": data["as_of"],
+            "warnings": data["warnings"], "speakers": data["speakers"], "timings": timings}
 
 
 def _event(name: str, data: Any) -> str:

@@ -14,12 +14,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rag.embed import BACKENDS
-from rag.errors import RagError
+from rag.errors import BadSetting, RagError
 from rag.evaluate import EvalReport, evaluate, read_questions
 from rag.export import answer_to_dict, hit_to_dict
 from rag.models import Answer, Hit
 from rag.pipeline import ANSWERERS, Pipeline
-from rag.settings import INDEX_TYPES, SCORER_CHOICES, SEARCH_MODES, Settings, parse_backend, parse_scorer_backend
+from rag.settings import (
+    INDEX_TYPES,
+    RANKERS,
+    SCORER_CHOICES,
+    SEARCH_MODES,
+    Settings,
+    parse_backend,
+    parse_scorer_backend,
+)
 
 ENV_PREFIX = "RAG_"
 
@@ -68,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extractive (sentences of the articles) or llm (written by a chat model, "
                         "then checked against the articles)")
     _scorer_option(p)
+    _ranker_options(p)
     _llm_options(p)
 
     p = sub.add_parser("eval", help="measure recall, accuracy and latency on a question set")
@@ -82,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answerer", choices=ANSWERERS, default="extractive",
                    help="which answerer to measure (default extractive)")
     _scorer_option(p)
+    _ranker_options(p)
     _llm_options(p)
 
     p = sub.add_parser("serve", help="serve the HTTP API (search, ask, articles, reindex)")
@@ -101,6 +111,15 @@ def _scorer_option(p: argparse.ArgumentParser) -> None:
                    help="what embeds the question and candidate sentences of an answer: torch, onnx, "
                         "onnx-int8 (the default), or search (the search embedder); "
                         "or $RAG_SCORER_BACKEND")
+
+
+def _ranker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ranker", choices=RANKERS, default=_env("RANKER"),
+                   help="how hybrid search orders an answer's passages: learned (the trained passage "
+                        "ranker over a deep pool) or fusion (rank fusion and the recency re-rank); "
+                        "default: the library's, or $RAG_RANKER")
+    p.add_argument("--ranker-path", metavar="DIR", default=_env("RANKER_PATH"),
+                   help="a ranker model folder of your own (model.txt, card.json; or $RAG_RANKER_PATH)")
 
 
 def _llm_options(p: argparse.ArgumentParser) -> None:
@@ -140,7 +159,21 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         parse_backend(args.backend, f"{ENV_PREFIX}BACKEND")
     cache_dir = _env("CACHE_DIR")
     return Settings(index_dir=Path(args.index), model=args.model, backend=args.backend,
-                    cache_dir=Path(cache_dir) if cache_dir else None, **_scorer_choice(args), **extra)
+                    cache_dir=Path(cache_dir) if cache_dir else None, **_scorer_choice(args),
+                    **_ranker_choice(args), **extra)
+
+
+def _ranker_choice(args: argparse.Namespace) -> dict[str, Any]:
+    """``ranker``/``ranker_path`` from the options or $RAG_RANKER/$RAG_RANKER_PATH; {} when unset."""
+    choice: dict[str, Any] = {}
+    ranker = getattr(args, "ranker", None)
+    if ranker is not None:
+        if ranker not in RANKERS:  # argparse checks the option; only a bad $RAG_RANKER gets here
+            raise BadSetting(f"{ENV_PREFIX}RANKER={ranker!r} is not one of {', '.join(RANKERS)}")
+        choice["ranker"] = ranker
+    if getattr(args, "ranker_path", None):
+        choice["ranker_path"] = Path(args.ranker_path)
+    return choice
 
 
 def _scorer_choice(args: argparse.Namespace) -> dict[str, Any]:
@@ -193,6 +226,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def format_answer(answer: Answer) -> str:
     lines = [textwrap.fill(answer.text, width=100)]
+    if answer.speakers:  # "What did X say?": the quoted people X may be
+        lines += ["", textwrap.fill("Speakers: " + "; ".join(
+            f"{s.name} ({s.quotes} quote{'' if s.quotes == 1 else 's'}, id {s.id})" for s in answer.speakers),
+            width=100, subsequent_indent="  ")]
     if answer.abstained:
         lines += ["", "Closest passages:"] + [format_hit(h) for h in answer.passages[:3]]
         return "\n".join(lines)

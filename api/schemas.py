@@ -19,6 +19,8 @@ from rag.settings import SEARCH_MODES, SearchMode
 # other client, and the passages it asks for are each read by the answerer (or sent to the chat
 # model) and returned in full, while a local ``rag search`` or ``rag eval`` costs only its user.
 MAX_K = min(50, LIBRARY_MAX_K)
+# One page of speakers or of one speaker's quotes: /speakers and /speakers/{id}/quotes share it.
+MAX_LIMIT = 100
 EXAMPLE_QUESTION = "What did Blinken say about China?"
 
 
@@ -30,8 +32,15 @@ def _question(value: str) -> str:
     return value
 
 
+def _name_query(value: str) -> str:
+    if len(value) > MAX_QUERY_CHARS:
+        raise ValueError(f"at most {MAX_QUERY_CHARS} characters")
+    return value
+
+
 Question = Annotated[str, AfterValidator(_question)]
 K = Annotated[int, Field(ge=1, le=MAX_K)]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 
 # What a 422 says about a field, whatever pydantic's complaint was (the range, the type, ...).
 FIELD_RULES = {
@@ -43,6 +52,8 @@ FIELD_RULES = {
     "until": "must be a date: use YYYY-MM-DD",
     "as_of": "must be a date: use YYYY-MM-DD",
     "answerer": f"must be {' or '.join(ANSWERERS)}",
+    "limit": f"must be an integer between 1 and {MAX_LIMIT}",
+    "offset": "must be an integer, 0 or more",
 }
 
 
@@ -56,6 +67,22 @@ class SearchQuery(BaseModel):
     until: str | None = Field(None, description="published on or before (YYYY-MM-DD)", examples=["2023-12-31"])
     source: list[str] | None = Field(None, description="only these sources (repeat it or comma-separate)",
                                      examples=[["bbc.co.uk"]])
+
+
+class SpeakersQuery(BaseModel):
+    """``GET /speakers`` parameters."""
+
+    q: Annotated[str, AfterValidator(_name_query)] = Field(
+        "", description="part of a name; empty: everyone", examples=["Blinken"])
+    limit: Limit = Field(20, description=f"how many speakers, 1-{MAX_LIMIT}", examples=[5])
+
+
+class QuotesQuery(BaseModel):
+    """``GET /speakers/{id}/quotes`` parameters."""
+
+    limit: Limit = Field(50, description=f"how many quotes, 1-{MAX_LIMIT}", examples=[10])
+    offset: int = Field(0, ge=0, description="how many to skip: the next page starts at offset + limit",
+                        examples=[0])
 
 
 class AskRequest(BaseModel):
@@ -133,6 +160,29 @@ class CitationOut(BaseModel):
                                               "because the server flags rather than drops them")
 
 
+_SPEAKER = {"id": "antony-blinken", "name": "Antony Blinken", "quotes": 4}
+
+
+class SpeakerOut(BaseModel):
+    """A person (or a body, such as "the company") quotes are attributed to."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_SPEAKER]})
+
+    id: str = Field(description="for GET /speakers/{id}/quotes")
+    name: str = Field(description="as citations' `speaker` gives it")
+    quotes: int = Field(description="how many of their quotes the index holds")
+
+
+class SpeakerQuotes(BaseModel):
+    """A speaker and a page of their quotes, each cited like an answer's citations."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"speaker": _SPEAKER, "quotes": [_CITATION]}]})
+
+    speaker: SpeakerOut
+    quotes: list[CitationOut] = Field(description="numbered from offset + 1; `quote` is "
+                                                   "`article.text[start:end]` of GET /articles/{article_id}")
+
+
 class SentenceOut(BaseModel):
     """What verification did to one sentence the LLM wrote (``"answerer": "llm"`` only)."""
 
@@ -155,7 +205,7 @@ class AskResponse(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
         "question": EXAMPLE_QUESTION, "answer": f"{_CITATION['quote']} [1]", "abstained": False,
         "as_of": "2024-01-05", "citations": [_CITATION], "passages": [_PASSAGE], "warnings": [],
-        "timings": {"retrieve_ms": 41.2, "compose_ms": 18.5}}]})
+        "speakers": [_SPEAKER], "timings": {"retrieve_ms": 41.2, "compose_ms": 18.5}}]})
 
     question: str
     answer: str
@@ -167,6 +217,8 @@ class AskResponse(BaseModel):
     answerer: Literal["extractive", "llm"] = Field(
         "extractive", description="who wrote the answer: extractive when asked, or when the LLM failed (see warnings)")
     sentences: list[SentenceOut] = Field(default_factory=list)
+    speakers: list[SpeakerOut] = Field(default_factory=list, description='whom a "What did X say" '
+                                       "question's name matched: their ids lead to GET /speakers/{id}/quotes")
     timings: Timings
 
 
@@ -259,6 +311,7 @@ SSE_EXAMPLE = (
     'event: answer\ndata: {"text": "Blinken said ... [1]"}\n\n'
     'event: citations\ndata: [{"n": 1, "article_id": "29be5645", "quote": "...", "start": 120, "end": 245, ...}]\n\n'
     'event: done\ndata: {"question": "...", "abstained": false, "as_of": "2024-01-05", "warnings": [], '
+    '"speakers": [{"id": "antony-blinken", "name": "Antony Blinken", "quotes": 4}], '
     '"timings": {"retrieve_ms": 41.2, "compose_ms": 18.5}}\n\n'
     ': with "answerer": "llm", the model\'s tokens first (an unverified draft), then the verified answer:\n'
     'event: answer\ndata: {"delta": "Blinken"}\n\n'

@@ -21,7 +21,7 @@ from rag.errors import (
     SourceError,
 )
 from rag.index.build import ReindexSummary
-from rag.models import Answer, Article, Chunk, Citation, Hit, IndexInfo, Problem, Quote
+from rag.models import Answer, Article, Chunk, Citation, Hit, IndexInfo, Problem, Quote, Speaker
 from rag.pipeline import Pipeline
 from rag.search.retrieve import SearchFilter
 from rag.settings import Settings
@@ -53,4 +53,5 @@ __all__ = [
     "SearchFilter",
     "Settings",
     "SourceError",
+    "Speaker",
 ]

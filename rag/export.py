@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from rag.models import Answer, Article, Hit
+from rag.models import Answer, Article, Hit, Speaker
 
 
 def hit_to_dict(hit: Hit) -> dict[str, Any]:
@@ -40,7 +40,14 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
         # Who wrote the text, and (LLM answerer) what verification did to each sentence.
         "answerer": answer.answerer,
         "sentences": [asdict(s) for s in answer.sentences],
+        # For "What did X say ...?": the quoted people X may be (see Pipeline.speakers).
+        "speakers": [speaker_to_dict(s) for s in answer.speakers],
     }
+
+
+def speaker_to_dict(speaker: Speaker) -> dict[str, Any]:
+    """A quoted person: ``{"id": "tony-blair", "name": "Tony Blair", "quotes": 3}``."""
+    return {"id": speaker.id, "name": speaker.name, "quotes": speaker.quotes}
 
 
 def article_to_dict(article: Article) -> dict[str, Any]:

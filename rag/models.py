@@ -74,6 +74,22 @@ class Quote:
 
 
 @dataclass(frozen=True)
+class Speaker:
+    """A person quoted in the indexed news, with every name variant of them merged.
+
+    ``id`` is a readable slug of the name ("tony-blair"), stable across rebuilds of the same
+    corpus; ``quotes`` is how many stored statements are attributed to them.
+
+    >>> Speaker(id="tony-blair", name="Tony Blair", quotes=3).name
+    'Tony Blair'
+    """
+
+    id: str
+    name: str
+    quotes: int
+
+
+@dataclass(frozen=True)
 class Citation:
     """One numbered source of an answer: ``quote`` is ``article.text[start:end]`` exactly."""
 
@@ -134,6 +150,8 @@ class Answer:
     # Who wrote ``text``: "extractive", or "llm" (then ``sentences`` reports each check).
     answerer: Literal["extractive", "llm"] = "extractive"
     sentences: list[SentenceCheck] = field(default_factory=list)
+    # For "What did X say ...?": the quoted people X may be, most quoted first (empty otherwise).
+    speakers: list[Speaker] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal, Sequence, get_args
 
+from rag.answer.attribution import settle
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.embed import (
     DEFAULT_BACKEND,
@@ -27,11 +29,14 @@ from rag.index.build import Indexer, ReindexSummary
 from rag.index.loaded import LoadedIndex, load_index
 from rag.index.manifest import MANIFEST, read_manifest
 from rag.ingest.chunking import Chunker, ChunkingSettings
-from rag.models import Answer, Article, Hit, IndexInfo
+from rag.models import Answer, Article, Citation, Hit, IndexInfo, Quote, Speaker
 from rag.search.asof import search_as_of
+from rag.search.rerank import PassageRanker
 from rag.search.retrieve import check_query, make_filter, search
+from rag.search.speakers import SpeakerIndex
 from rag.settings import SearchMode, Settings
 from rag.text.dates import parse_date
+from rag.text.quotes import asked_speaker
 from rag.text.words import content_words
 
 if TYPE_CHECKING:
@@ -64,11 +69,16 @@ class Pipeline:
         # The manifest stamp that last failed to load, and why.
         self._failed: tuple[int, IndexProblem] | None = None
         self._answerer: ExtractiveAnswerer | None = None
+        # The learned ranker once loaded; False once it failed to load (fusion from then on).
+        self._ranker: PassageRanker | Literal[False] | None = None
         # The same model on other backends (queries, answer sentences), by backend, each with
         # the search embedder it was made for.
         self._companions: dict[str, tuple[Embedder, Embedder]] = {}
         self._lock = threading.Lock()
         self._companion_lock = threading.Lock()
+        # The speaker index of one loaded generation, built on its first use.
+        self._speakers: tuple[LoadedIndex, SpeakerIndex] | None = None
+        self._speakers_lock = threading.Lock()
 
     # -- parts ------------------------------------------------------------------------------
     def embedder_for(self, model: str | None, backend: str | None = None) -> Embedder:
@@ -228,9 +238,13 @@ class Pipeline:
         """
         chosen = self._chosen(answerer)
         quotes = self.index().store.quotes_for(sorted({h.article.id for h in hits}))
+        asked = self._asked(question, hits, quotes)
+        speaker = asked.speaker if asked else None
         if chosen is not None:
-            return chosen.answer(question, hits, quotes, as_of=as_of.isoformat())
-        return self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat())
+            answer = chosen.answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker)
+        else:
+            answer = self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker)
+        return asked.settle(answer) if asked else answer
 
     def compose_stream(self, question: str, hits: Sequence[Hit], as_of: date,
                        answerer: AnswererName = "extractive") -> Iterator[str | Answer]:
@@ -238,10 +252,23 @@ class Pipeline:
         the final Answer. The extractive answerer yields the Answer alone."""
         chosen = self._chosen(answerer)
         quotes = self.index().store.quotes_for(sorted({h.article.id for h in hits}))
+        asked = self._asked(question, hits, quotes)
+        speaker = asked.speaker if asked else None
         if chosen is not None:
-            yield from chosen.stream(question, hits, quotes, as_of=as_of.isoformat())
+            for item in chosen.stream(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker):
+                yield asked.settle(item) if asked and isinstance(item, Answer) else item
         else:
-            yield self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat())
+            answer = self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker)
+            yield asked.settle(answer) if asked else answer
+
+    def _asked(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote]) -> _Asked | None:
+        """For "What did X say ...?": who X can be, and whether the passages quote them."""
+        name = asked_speaker(question)
+        if name is None:
+            return None
+        speakers = self.speaker_index()
+        candidates = speakers.resolve(name)
+        return _Asked(name, candidates, speakers.quoted_in(candidates, hits, quotes), speakers)
 
     def _chosen(self, answerer: str) -> LLMAnswerer | None:
         if answerer not in ANSWERERS:
@@ -252,11 +279,89 @@ class Pipeline:
                  since: str | date | None = None, until: str | date | None = None,
                  source: str | Sequence[str] | None = None, mode: SearchMode = "hybrid",
                  ) -> tuple[list[Hit], date]:
-        """The passages ``ask`` answers from: as-of cutoff, time frame, recency re-rank."""
+        """The passages ``ask`` answers from: as-of cutoff, time frame, then the learned ranker
+        or the recency re-rank (``settings.ranker``).
+
+        For "What did X say ...?" only the passages that hold X's quotes are ranked
+        (rag.search.speakers), or all of them when X is quoted nowhere the question may look."""
         check_query(question, k, mode)
         as_of_day = parse_date(as_of, "as_of") or date.today()
         user = make_filter(since, until, source)
-        return search_as_of(self.index(), self.query_embedder, question, k, as_of_day, user, mode), as_of_day
+        index = self.index()
+        name = asked_speaker(question)
+        if name is not None:
+            # "What did X say ...?": X's own quotes, ranked the usual way among the passages
+            # that hold them; passages at large when X is quoted nowhere the question may look.
+            speakers = self.speaker_index()
+            candidates = speakers.resolve(name)
+            if candidates:
+                own = replace(user, rows=speakers.rows(candidates))
+                hits = search_as_of(index, self.query_embedder, question, k, as_of_day, own, mode,
+                                    ranker=self.ranker())
+                if hits:
+                    return hits, as_of_day
+        hits = search_as_of(index, self.query_embedder, question, k, as_of_day, user, mode,
+                            ranker=self.ranker())
+        return hits, as_of_day
+
+    def speaker_index(self) -> SpeakerIndex:
+        """Who is quoted in the loaded generation: built from its stored quotes on first use,
+        again only when a reindex replaces the generation (rag.search.speakers has the cost)."""
+        index = self.index()
+        with self._speakers_lock:
+            if self._speakers is None or self._speakers[0] is not index:
+                self._speakers = (index, SpeakerIndex.build(index.store.quote_speakers()))
+            return self._speakers[1]
+
+    def speakers(self, query: str = "", limit: int = 20) -> list[Speaker]:
+        """The quoted people whose name matches ``query`` (the same person, or part of the name,
+        case and accents ignored), most quotes first, then by name; everyone for an empty query.
+
+        >>> # pipeline.speakers("blair") -> [Speaker(id='tony-blair', name='Tony Blair', quotes=5)]
+        """
+        if limit < 1:
+            raise BadSetting(f"limit={limit} is below 1: ask for at least one speaker")
+        return self.speaker_index().find(query, limit)
+
+    def speaker_quotes(self, speaker_id: str, limit: int = 50, offset: int = 0
+                       ) -> tuple[Speaker, list[Citation]] | None:
+        """A page of what one speaker said, newest article first, each quote cited by its
+        offsets (numbered from ``offset + 1``); None for an id ``speakers`` never gave."""
+        if limit < 1 or offset < 0:
+            raise BadSetting(f"limit={limit}, offset={offset}: the limit must be 1 or more and the "
+                             "offset 0 or more")
+        speakers = self.speaker_index()
+        speaker = speakers.get(speaker_id)
+        if speaker is None:
+            return None
+        ids = speakers.quote_ids(speaker_id, limit, offset)
+        store = self.index().store
+        quotes = store.quotes_by_ids(ids)
+        articles = store.articles(sorted({q.article_id for q in quotes.values()}))
+        return speaker, [
+            Citation.quoting(offset + n, articles[q.article_id], q.start, q.end, speaker=speaker.name)
+            for n, q in enumerate((quotes[i] for i in ids), start=1)
+        ]
+
+    def ranker(self) -> PassageRanker | None:
+        """The learned passage ranker (loaded once), or None when ``settings.ranker`` is "fusion".
+
+        A model folder given in ``settings.ranker_path`` that cannot be used is an error. The one
+        that ships falling short (a damaged install) is logged once, and fusion answers instead:
+        an answer in the old order beats no answer.
+        """
+        if self.settings.ranker != "learned":
+            return None
+        if self._ranker is None:
+            path = self.settings.ranker_path
+            try:
+                self._ranker = PassageRanker.load(path)
+            except ModelError as exc:
+                if path:
+                    raise
+                log.warning("%s; ranking by fusion instead", exc)
+                self._ranker = False
+        return self._ranker or None
 
     def answerer(self) -> ExtractiveAnswerer:
         """The extractive answerer, on the current ``scorer``."""
@@ -295,3 +400,21 @@ class Pipeline:
             index_kind=manifest.index_kind, built_at=manifest.built_at, sources=manifest.sources,
         )
 
+
+@dataclass(frozen=True)
+class _Asked:
+    """The person a "What did X say ...?" question names, as the speaker index resolves them."""
+
+    name: str  # as the question gives it
+    candidates: list[Speaker]  # the quoted people it fits, most quoted first
+    quoted: bool  # whether the passages hold a quote by one of them
+    speakers: SpeakerIndex
+
+    @property
+    def speaker(self) -> str | None:
+        """The full name the answerer credits, when the name fits one person: "Tony Blair" for
+        "Blair" keeps Cherie Blair's words out; for several, it picks the best-matching one."""
+        return self.candidates[0].name if len(self.candidates) == 1 else None
+
+    def settle(self, answer: Answer) -> Answer:
+        return settle(answer, self.name, self.candidates, self.quoted, self.speakers.speaker_of)

@@ -11,11 +11,14 @@ from rag.errors import BadSetting
 
 IndexType = Literal["auto", "exact", "hnsw"]
 SearchMode = Literal["hybrid", "dense", "keyword"]
+# How hybrid search orders the passages an answer reads: a trained model, or rank fusion alone.
+RankerName = Literal["learned", "fusion"]
 # What the shells accept for the answer-sentence scorer: a backend, or "search" (the search embedder).
 ScorerChoice = Literal[Backend, "search"]
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 SCORER_CHOICES: tuple[str, ...] = get_args(ScorerChoice)
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
+RANKERS: tuple[str, ...] = get_args(RankerName)
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,15 @@ class Settings:
     # int8 composes the same answers as float32 on RealTime QA in a third of the time
     # (BENCHMARKS.md, "Answers and abstention"). None: the search embedder.
     scorer_backend: Backend | None = DEFAULT_SCORER_BACKEND
+    # How a question's passages are ordered (hybrid mode): "learned" re-ranks a deep pool with the
+    # trained passage ranker (rag.search.rerank), "fusion" is reciprocal rank fusion plus the
+    # recency re-rank. ``ranker_path``: a model folder of your own; None: the one that ships.
+    ranker: RankerName = "fusion"
+    ranker_path: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.ranker not in RANKERS:
+            raise BadSetting(f"ranker {self.ranker!r} is not one of {', '.join(RANKERS)}")
         if self.index_type not in INDEX_TYPES:
             raise BadSetting(f"index type {self.index_type!r} is not one of {', '.join(INDEX_TYPES)}")
         if self.backend is not None:

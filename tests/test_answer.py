@@ -108,7 +108,8 @@ def test_ask_rejects_bad_input(built):
 def test_an_answer_names_what_the_question_asks_for_not_just_its_echo(embedder):
     from dataclasses import replace
 
-    from rag.answer.extractive import AnswerSettings, ExtractiveAnswerer, novelty
+    from rag.answer.extractive import AnswerSettings, ExtractiveAnswerer
+    from rag.text.cues import novelty
     from rag.index.keyword import terms
 
     text = ("Blink-182 is reuniting with Tom DeLonge for a world tour next year. "

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,9 @@ import api
 from api import ApiSettings, create_app, get_pipeline
 from rag import __version__
 from rag.errors import BadSetting, SourceError
-from rag.models import Answer, IndexInfo
-from rag.export import answer_to_dict, article_to_dict, hit_to_dict
+from rag.export import answer_to_dict, article_to_dict, hit_to_dict, speaker_to_dict
 from rag.index.build import ReindexSummary
+from rag.models import Answer, Citation, IndexInfo, Speaker
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
@@ -50,14 +50,28 @@ def sse(text: str) -> list[tuple[str, Any]]:
     return events
 
 
+BLAIR = Speaker(id="tony-blair", name="Tony Blair", quotes=2)
+BROWN = Speaker(id="gordon-brown", name="Gordon Brown", quotes=1)
+BLAIR_SAID = [
+    Citation(n=1, article_id="bbc-politics-12", title="Blair backs school reforms", source="bbc.co.uk",
+             url=None, published_at=None, quote="\u201cEducation is the priority,\u201d Mr Blair said.",
+             start=120, end=165, speaker="Tony Blair"),
+    Citation(n=2, article_id="bbc-politics-40", title="Blair rules out a fourth term", source="bbc.co.uk",
+             url=None, published_at=None, quote="Mr Blair said he would serve a full third term.",
+             start=0, end=47, speaker="Tony Blair"),
+]
+
+
 @dataclass
 class FakePipeline:
     """Stands in for Pipeline where a test needs it to block, fail or count calls."""
 
     gate: threading.Event | None = None
     fail: BaseException | None = None
-    fail_in: tuple[str, ...] = ("search", "retrieve", "compose", "article", "reindex")
+    fail_in: tuple[str, ...] = ("search", "retrieve", "compose", "article", "reindex", "speakers",
+                                "speaker_quotes")
     calls: list[str] = field(default_factory=list)
+    args: list[tuple[Any, ...]] = field(default_factory=list)
 
     def _enter(self, name: str) -> None:
         self.calls.append(name)
@@ -85,6 +99,18 @@ class FakePipeline:
     def article(self, article_id: str) -> None:
         self._enter("article")
         return None
+
+    def speakers(self, query: str = "", limit: int = 20) -> list[Speaker]:
+        self._enter("speakers")
+        self.args.append(("speakers", query, limit))
+        return [s for s in (BLAIR, BROWN) if query.lower() in s.name.lower()][:limit]
+
+    def speaker_quotes(self, speaker_id: str, limit: int = 50, offset: int = 0) -> tuple[Speaker, list] | None:
+        self._enter("speaker_quotes")
+        self.args.append(("speaker_quotes", speaker_id, limit, offset))
+        if speaker_id != BLAIR.id:
+            return None
+        return BLAIR, BLAIR_SAID[offset:offset + limit]
 
     def reindex(self, sources: Any = ()) -> ReindexSummary:
         self._enter("reindex")
@@ -199,7 +225,8 @@ def test_ask_streams_passages_then_answer_then_citations_then_done(client, built
     assert events[2][1] == expected["citations"]
     done = events[3][1]
     assert set(done.pop("timings")) == {"retrieve_ms", "compose_ms"}
-    assert done == {"question": QUESTION, "abstained": False, "as_of": AS_OF, "warnings": []}
+    assert done == {"question": QUESTION, "abstained": False, "as_of": AS_OF, "warnings": [],
+                    "speakers": expected["speakers"]}
 
 
 ASK_FIELDS = "question, k, since, until, source, as_of, mode, stream, answerer"
@@ -241,6 +268,93 @@ def test_ask_rejects_bad_dates(client, body, detail):
     assert (response.status_code, response.json()) == (422, {"detail": detail})
 
 
+# -- who said what ---------------------------------------------------------------------------------
+def test_speakers_lists_the_matching_speakers_with_their_quote_counts():
+    fake = FakePipeline()
+    with client_for(create_app(ApiSettings(), fake)) as c:
+        everyone = c.get("/speakers")
+        found = c.get("/speakers", params={"q": "blair", "limit": 5})
+    assert (everyone.status_code, everyone.json()) == (200, [
+        {"id": "tony-blair", "name": "Tony Blair", "quotes": 2},
+        {"id": "gordon-brown", "name": "Gordon Brown", "quotes": 1}])
+    assert (found.status_code, found.json()) == (200, [{"id": "tony-blair", "name": "Tony Blair", "quotes": 2}])
+    assert fake.args == [("speakers", "", 20), ("speakers", "blair", 5)]
+
+
+def test_speaker_quotes_gives_the_speaker_and_a_page_of_cited_quotes():
+    fake = FakePipeline()
+    with client_for(create_app(ApiSettings(), fake)) as c:
+        first = c.get("/speakers/tony-blair/quotes")
+        second = c.get("/speakers/tony-blair/quotes", params={"limit": 1, "offset": 1})
+    speaker = {"id": "tony-blair", "name": "Tony Blair", "quotes": 2}
+    assert (first.status_code, first.json()) == (200, {"speaker": speaker, "quotes": [
+        {"n": 1, "article_id": "bbc-politics-12", "title": "Blair backs school reforms", "source": "bbc.co.uk",
+         "url": None, "published_at": None, "quote": "\u201cEducation is the priority,\u201d Mr Blair said.",
+         "start": 120, "end": 165, "speaker": "Tony Blair", "supported": True},
+        {"n": 2, "article_id": "bbc-politics-40", "title": "Blair rules out a fourth term", "source": "bbc.co.uk",
+         "url": None, "published_at": None, "quote": "Mr Blair said he would serve a full third term.",
+         "start": 0, "end": 47, "speaker": "Tony Blair", "supported": True}]})
+    assert second.json() == {"speaker": speaker, "quotes": [first.json()["quotes"][1]]}
+    assert fake.args == [("speaker_quotes", "tony-blair", 50, 0), ("speaker_quotes", "tony-blair", 1, 1)]
+
+
+def test_an_unknown_speaker_is_404_saying_where_ids_come_from():
+    with client_for(create_app(ApiSettings(), FakePipeline())) as c:
+        response = c.get("/speakers/nobody/quotes")
+    assert (response.status_code, response.json()) == (
+        404, {"detail": "no speaker 'nobody' in the index: ids come from /speakers?q=<name>"})
+
+
+@pytest.mark.parametrize("path, params, detail", [
+    ("/speakers", {"limit": 0}, "limit: must be an integer between 1 and 100"),
+    ("/speakers", {"limit": 101}, "limit: must be an integer between 1 and 100"),
+    ("/speakers", {"limit": "all"}, "limit: must be an integer between 1 and 100"),
+    ("/speakers", {"q": "x" * 2001}, "q: at most 2000 characters"),
+    ("/speakers/tony-blair/quotes", {"limit": 0}, "limit: must be an integer between 1 and 100"),
+    ("/speakers/tony-blair/quotes", {"limit": 500}, "limit: must be an integer between 1 and 100"),
+    ("/speakers/tony-blair/quotes", {"offset": -1}, "offset: must be an integer, 0 or more"),
+    ("/speakers/tony-blair/quotes", {"offset": "next"}, "offset: must be an integer, 0 or more"),
+])
+def test_speaker_parameters_are_checked_naming_the_field(path, params, detail):
+    fake = FakePipeline()
+    with client_for(create_app(ApiSettings(), fake)) as c:
+        response = c.get(path, params=params)
+    field, message = detail.split(": ", 1)
+    assert (response.status_code, response.json()) == (
+        422, {"detail": detail, "errors": [{"field": field, "message": message}]})
+    assert fake.calls == []
+
+
+def test_speakers_and_their_quotes_on_the_real_index(client, built):
+    pipeline, _, _ = built
+    response = client.get("/speakers", params={"q": "Blinken"})
+    found = pipeline.speakers("Blinken")
+    assert response.status_code == 200
+    assert response.json() == [speaker_to_dict(s) for s in found]
+    assert [s.name for s in found] == ["Antony Blinken"]
+
+    response = client.get(f"/speakers/{found[0].id}/quotes")
+    speaker, quotes = pipeline.speaker_quotes(found[0].id)
+    assert response.status_code == 200
+    assert response.json() == {"speaker": speaker_to_dict(speaker), "quotes": [asdict(q) for q in quotes]}
+    assert speaker == found[0] and len(quotes) == speaker.quotes >= 2
+    assert [q["n"] for q in response.json()["quotes"]] == list(range(1, len(quotes) + 1))
+    for quote in response.json()["quotes"]:
+        assert quote["speaker"] == "Antony Blinken"
+        text = client.get(f"/articles/{quote['article_id']}").json()["text"]
+        assert text[quote["start"]:quote["end"]] == quote["quote"]
+
+    page = client.get(f"/speakers/{found[0].id}/quotes", params={"limit": 1, "offset": 1}).json()
+    assert page == {"speaker": speaker_to_dict(speaker), "quotes": [{**asdict(quotes[1]), "n": 2}]}
+
+
+def test_ask_names_the_speakers_the_question_asks_about(client, built):
+    pipeline, _, _ = built
+    body = client.post("/ask", json={"question": QUESTION, "as_of": AS_OF}).json()
+    assert body["speakers"] == [speaker_to_dict(s) for s in pipeline.speakers("Antony Blinken")]
+    assert body["speakers"][0]["name"] == "Antony Blinken"
+
+
 # -- no index, a damaged index ------------------------------------------------------------------
 def test_no_index_is_503_with_the_command_to_run(tmp_path, embedder):
     index = tmp_path / "index"
@@ -248,7 +362,7 @@ def test_no_index_is_503_with_the_command_to_run(tmp_path, embedder):
     with client_for(create_app(ApiSettings(index_dir=index), pipeline)) as c:
         message = f"no index in {index}: run 'rag reindex <folder> --index {index}' first"
         for response in (c.get("/search", params={"q": "x"}), c.post("/ask", json={"question": "x"}),
-                         c.get("/articles/a1")):
+                         c.get("/articles/a1"), c.get("/speakers"), c.get("/speakers/tony-blair/quotes")):
             assert (response.status_code, response.json()) == (503, {"detail": NO_INDEX, "message": message})
         assert c.get("/health").json() == {
             "status": "no index", "version": __version__, "index_loaded": False, "articles": None,
@@ -334,7 +448,11 @@ def test_protected_reads_need_the_key_but_health_does_not():
         assert c.get("/search", params={"q": "x"}).status_code == 401
         assert c.post("/ask", json={"question": "x"}).status_code == 401
         assert c.get("/articles/a").status_code == 401
+        assert c.get("/speakers").status_code == 401
+        assert c.get("/speakers/tony-blair/quotes").status_code == 401
         assert c.get("/search", params={"q": "x"}, headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert c.get("/speakers", headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert c.get("/speakers/tony-blair/quotes", headers={"X-API-Key": "s3cret"}).status_code == 200
         assert c.get("/health").status_code == 200
 
 
@@ -349,16 +467,18 @@ def test_cors_is_off_unless_configured():
         assert response.headers["access-control-allow-origin"] == "https://news.example"
 
 
-def test_retrieval_only_serves_search_and_turns_ask_away():
+def test_retrieval_only_serves_search_and_speakers_and_turns_ask_away():
     fake = FakePipeline()
     with client_for(create_app(ApiSettings(retrieval_only=True), fake)) as c:
         response = c.post("/ask", json={"question": QUESTION})
         assert (response.status_code, response.json()) == (404, {
             "detail": "this server is retrieval-only: /ask is off; use GET /search?q=... for passages"})
         assert c.get("/search", params={"q": "x"}).status_code == 200
+        assert c.get("/speakers", params={"q": "blair"}).status_code == 200
+        assert c.get("/speakers/tony-blair/quotes").status_code == 200
         assert c.get("/health").json()["retrieval_only"] is True
         assert "/ask" not in c.get("/openapi.json").json()["paths"]
-    assert fake.calls == ["search"]
+    assert fake.calls == ["search", "speakers", "speaker_quotes"]
 
 
 # -- reindex jobs ---------------------------------------------------------------------------------
@@ -432,7 +552,8 @@ def test_docs_show_an_example_for_every_endpoint(client):
     schemas = spec["components"]["schemas"]
     operations = [(path, op) for path, ops in spec["paths"].items() for op in ops.values()]
     assert sorted(p for p, _ in operations) == sorted(
-        ["/health", "/search", "/articles/{article_id}", "/ask", "/reindex", "/reindex/{job_id}"])
+        ["/health", "/search", "/articles/{article_id}", "/speakers", "/speakers/{speaker_id}/quotes", "/ask",
+         "/reindex", "/reindex/{job_id}"])
     for path, op in operations:
         text = json.dumps(op)
         refs = [ref.rsplit("/", 1)[1] for ref in text.split('"$ref": "')[1:] for ref in [ref.split('"')[0]]]

@@ -12,20 +12,20 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Iterator
 
 import httpx
 import pytest
 import uvicorn
+from conftest import free_port, stop_server, wait_until_serving
+from test_api import NO_INDEX, FakePipeline, sse
 
 from api import ApiSettings, create_app
 from rag import __version__
-from rag.export import answer_to_dict, hit_to_dict
+from rag.export import answer_to_dict, hit_to_dict, speaker_to_dict
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-
-from conftest import free_port, stop_server, wait_until_serving
-from test_api import NO_INDEX, FakePipeline, sse
 
 # Real uvicorn servers on loopback ports, and `rag serve` as a process.
 pytestmark = pytest.mark.slow
@@ -135,6 +135,24 @@ def test_ask_streaming_over_the_socket(served):
     assert events["done"]["abstained"] is False
 
 
+def test_speakers_and_their_quotes(served):
+    client, pipeline, _ = served
+    response = client.get("/speakers", params={"q": "Powell"})
+    found = pipeline.speakers("Powell")
+    assert response.status_code == 200
+    assert response.json() == [speaker_to_dict(s) for s in found]
+    assert [s["name"] for s in response.json()] == ["Jerome Powell"]
+
+    response = client.get(f"/speakers/{found[0].id}/quotes", params={"limit": 10})
+    speaker, quotes = pipeline.speaker_quotes(found[0].id, limit=10)
+    assert response.status_code == 200
+    assert response.json() == {"speaker": speaker_to_dict(speaker), "quotes": [asdict(q) for q in quotes]}
+    assert quotes and all(q.speaker == "Jerome Powell" for q in quotes)
+    for quote in response.json()["quotes"]:
+        text = client.get(f"/articles/{quote['article_id']}").json()["text"]
+        assert text[quote["start"]:quote["end"]] == quote["quote"]
+
+
 # -- every error path ---------------------------------------------------------------------------
 @pytest.mark.parametrize("method, path, kwargs, status, body", [
     ("GET", "/search", {"params": {"q": " "}}, 422,
@@ -151,6 +169,14 @@ def test_ask_streaming_over_the_socket(served):
      {"detail": "since (2023-02-01) is after until (2023-01-01): swap them or widen the range"}),
     ("GET", "/articles/missing", {}, 404,
      {"detail": "no article 'missing' in the index: ids come from /search or /ask"}),
+    ("GET", "/speakers", {"params": {"limit": 0}}, 422,
+     {"detail": "limit: must be an integer between 1 and 100",
+      "errors": [{"field": "limit", "message": "must be an integer between 1 and 100"}]}),
+    ("GET", "/speakers/nobody/quotes", {"params": {"offset": -5}}, 422,
+     {"detail": "offset: must be an integer, 0 or more",
+      "errors": [{"field": "offset", "message": "must be an integer, 0 or more"}]}),
+    ("GET", "/speakers/nobody/quotes", {}, 404,
+     {"detail": "no speaker 'nobody' in the index: ids come from /speakers?q=<name>"}),
     ("POST", "/reindex", {}, 401, {"detail": "missing API key: send it in the X-API-Key header"}),
     ("POST", "/reindex", {"headers": {"X-API-Key": "nope"}}, 403,
      {"detail": "wrong API key: check the X-API-Key header"}),
@@ -302,5 +328,7 @@ def test_rag_serve_prints_the_url_and_serves(built):
         health = wait_until_serving(proc, url, timeout=120)
         assert health.json()["index_loaded"] is True and health.json()["retrieval_only"] is True
         assert httpx.post(f"{url}/ask", json={"question": QUESTION}).status_code == 404
+        speakers = httpx.get(f"{url}/speakers", params={"q": "Blinken"})
+        assert (speakers.status_code, speakers.json()) == (200, [speaker_to_dict(s) for s in pipeline.speakers("Blinken")])
     finally:
         stop_server(proc)

@@ -13,7 +13,7 @@ def test_public_names_are_exactly_these():
         "Answer", "AnswererError", "Article", "BadDate", "BadQuery", "BadSetting", "Chunk", "Citation",
         "Hit", "IndexCorrupt", "IndexInfo", "IndexMismatch", "IndexNotBuilt", "IndexProblem", "InputError",
         "ModelError", "Pipeline", "Problem", "Quote", "RagError", "ReindexSummary", "SearchFilter",
-        "Settings", "SourceError",
+        "Settings", "SourceError", "Speaker",
     ]
     assert rag.__all__ == sorted(rag.__all__)
 

@@ -7,7 +7,7 @@ import pytest
 import rag.text.quotes
 from conftest import AP_FED, BBC_ARMS, CNN_FORMULA, REUTERS_CITY, SEED, UNDATED_LOCAL
 from rag.models import Article, Quote
-from rag.text.quotes import asked_speaker, extract_quotes, same_person
+from rag.text.quotes import asked_speaker, extract_quotes, person_key, same_person
 
 
 def quotes(text: str) -> list[tuple[str | None, str, str]]:
@@ -245,4 +245,21 @@ def test_same_person(asked, speaker, same):
 
 # -- the module itself ------------------------------------------------------------------------
 def test_public_surface():
-    assert rag.text.quotes.__all__ == ["asked_speaker", "extract_quotes", "same_person"]
+    assert rag.text.quotes.__all__ == ["asked_speaker", "extract_quotes", "name_key", "person_key", "same_person"]
+
+
+@pytest.mark.parametrize("speaker, key", [
+    ("Tony Blair", ("tony", "blair")),
+    ("Mr. Tony Blair", ("tony", "blair")),
+    ("Jos\u00e9 P\u00e9rez", ("jose", "perez")),
+    ("Joe R. Biden", ("joe", "biden")),
+    ("Beto O\u2019Rourke", ("beto", "o'rourke")),
+    ("an NIS official", ()),
+    ("the company", ()),
+    ("South Korea\u2019s spy agency", ()),
+    ("National Intelligence Service", ()),
+    ("NASA", ()),
+    (None, ()),
+])
+def test_person_key_names_people_and_no_other_source(speaker, key):
+    assert person_key(speaker) == key

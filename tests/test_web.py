@@ -12,14 +12,13 @@ from typing import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from test_api_server import live
 
 from api import ApiSettings, create_app
 from rag import __version__
 from rag.export import answer_to_dict, hit_to_dict
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-
-from test_api_server import live
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -194,6 +193,71 @@ def test_the_article_shows_title_source_date_and_url(tab, site):
 
 
 CNN_URL = "https://edition.cnn.com/2022/06/05/health/abbott-sturgis-restart/index.html"
+
+
+def test_a_said_by_chip_lists_the_speakers_quotes_each_opening_its_article(tab, site):
+    _, pipeline = site
+    expected = answer_to_dict(pipeline.ask(QUESTION, as_of=AS_OF))
+    [speaker] = [s for s in pipeline.speakers("Antony Blinken") if s.name == "Antony Blinken"]
+    _, quotes = pipeline.speaker_quotes(speaker.id, limit=100)
+    cited = {(c["article_id"], c["start"], c["end"]): c["n"] for c in expected["citations"]}
+    others = [q for q in quotes if (q.article_id, q.start, q.end) not in cited]
+    assert {c["speaker"] for c in expected["citations"]} == {"Antony Blinken"} and others
+    ask(tab, QUESTION)
+
+    chips = tab.locator("#citations button.chip")
+    expect(chips).to_have_count(len(expected["citations"]))
+    assert chips.all_inner_texts() == ["said by Antony Blinken"] * len(expected["citations"])
+    chip = chips.nth(1)
+    chip.click()
+    view = tab.locator("#speaker")
+    expect(view).to_be_focused()
+    expect(tab.locator("#speaker-title")).to_have_text("Quotes by Antony Blinken")
+    expect(tab.locator("#speaker-meta")).to_have_text(f"{speaker.quotes} quotes in the index")
+    assert tab.locator("#speaker-quotes .quote-link").all_inner_texts() == [q.quote for q in quotes]
+    title = expected["citations"][0]["title"]
+    assert tab.locator("#speaker-quotes .meta").all_inner_texts() == [
+        f"{title} · unknown source · undated" + (f" · cited above as [{cited[key]}]" if key in cited else "")
+        for q in quotes for key in [(q.article_id, q.start, q.end)]]
+    shot(tab, "speaker-view.png")
+
+    # A quote opens its article at the highlighted words; Escape closes the article, then the quotes.
+    link = tab.locator("#speaker-quotes .quote-link").nth(quotes.index(others[0]))
+    link.click()
+    expect(tab.locator("#article mark")).to_have_text(others[0].quote)
+    expect(tab.locator("#article mark")).to_be_in_viewport()
+    tab.keyboard.press("Escape")
+    expect(tab.locator("#article")).to_be_hidden()
+    expect(view).to_be_visible()
+    expect(link).to_be_focused()
+    tab.keyboard.press("Escape")
+    expect(view).to_be_hidden()
+    expect(chip).to_be_focused()
+
+    # By keyboard, and closed with its button.
+    tab.keyboard.press("Enter")
+    expect(view).to_be_focused()
+    tab.click("#close-speaker")
+    expect(view).to_be_hidden()
+    expect(chip).to_be_focused()
+
+
+def test_a_source_that_is_no_person_stays_plain_text(tab, site):
+    _, pipeline = site
+    question = "How many shells did North Korea send?"
+    names = [c["speaker"] for c in answer_to_dict(pipeline.ask(question, as_of=AS_OF))["citations"]]
+    assert names and all(n and pipeline.speakers(n) == [] for n in names)  # "an NIS official", ...
+    looked_up: list[str] = []
+    tab.on("response", lambda r: looked_up.append(r.url) if "/speakers?" in r.url else None)
+    ask(tab, question)
+    for _ in range(200):
+        if len(looked_up) == len(set(names)):
+            break
+        tab.wait_for_timeout(50)
+    assert len(looked_up) == len(set(names))
+    tab.wait_for_timeout(200)  # the replies are in; let the page act on them
+    assert tab.locator("#citations p.speaker").all_inner_texts() == [f"said by {n}" for n in names]
+    assert tab.locator("#citations button.chip").count() == 0
 
 
 def test_an_abstained_answer_is_shown_as_such_with_the_closest_passages(tab, site):

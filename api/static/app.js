@@ -13,13 +13,20 @@
     citations: $("citations"), passages: $("passages"), passagesHeading: $("passages-heading"),
     passageList: $("passage-list"), article: $("article"), articleTitle: $("article-title"),
     articleMeta: $("article-meta"), articleLink: $("article-link"), articleText: $("article-text"),
-    closeArticle: $("close-article"),
+    closeArticle: $("close-article"), speaker: $("speaker"), speakerTitle: $("speaker-title"),
+    speakerMeta: $("speaker-meta"), speakerQuotes: $("speaker-quotes"), closeSpeaker: $("close-speaker"),
   };
   // Field names in the API's 422s, as the labels on this page call them.
   const LABELS = { q: "Question", question: "Question", as_of: "As of", since: "From", until: "To", source: "Source" };
   const INPUTS = { q: els.q, question: els.q, as_of: els.asOf, since: els.since, until: els.until, source: els.source };
 
-  const state = { retrievalOnly: false, run: null, citations: new Map(), articles: new Map(), opener: null };
+  // One page of a speaker's quotes (the API's limit); the view says when there are more.
+  const QUOTES_PAGE = 100;
+
+  const state = {
+    retrievalOnly: false, run: null, citations: new Map(), articles: new Map(), opener: null,
+    speakers: new Map(), speakerOpener: null,
+  };
 
   // -- small DOM helpers ------------------------------------------------------------------------
   function el(tag, props, ...children) {
@@ -185,7 +192,7 @@
       el("span", { class: "meta", text: ` · ${meta(c)}` }),
       c.supported === false ? el("span", { class: "flag", text: " · not supported by the passages" }) : null,
       el("blockquote", { class: "quote", text: c.quote }),
-      c.speaker ? el("p", { class: "speaker", text: `said by ${c.speaker}` }) : null)));
+      c.speaker ? speakerLine(c.speaker) : null)));
     show(els.sourcesHeading, citations.length > 0);
   }
 
@@ -217,13 +224,15 @@
     return unit;
   }
 
+  async function getJson(url) {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    if (!response.ok) throw await errorFrom(response);
+    return response.json();
+  }
+
   async function fetchArticle(id) {
     if (!state.articles.has(id)) {
-      const pending = fetch(`/articles/${encodeURIComponent(id)}`, { headers: { Accept: "application/json" } })
-        .then(async (response) => {
-          if (!response.ok) throw await errorFrom(response);
-          return response.json();
-        });
+      const pending = getJson(`/articles/${encodeURIComponent(id)}`);
       state.articles.set(id, pending);
       pending.catch(() => state.articles.delete(id));
     }
@@ -278,10 +287,81 @@
 
   function closeArticle(restoreFocus = true) {
     state.articleToken = null;
-    if (els.article.hidden) return;
+    if (els.article.hidden) return false;
     show(els.article, false);
     document.body.classList.remove("article-open");
     if (restoreFocus && state.opener && document.contains(state.opener)) state.opener.focus();
+    return true;
+  }
+
+  // -- who said what: a citation's speaker and their other quotes ---------------------------------
+  function speakerLine(name) {
+    // "said by X" as text, which becomes a button once /speakers knows X: a source that is no
+    // person ("the company", "an NIS official") has no quotes of its own to list.
+    const line = el("p", { class: "speaker", text: `said by ${name}` });
+    findSpeaker(name).then((speaker) => {
+      if (speaker) line.replaceChildren(el("button", {
+        type: "button", class: "chip", "aria-controls": "speaker", text: `said by ${name}`,
+        "aria-label": `said by ${name}: show their quotes`,
+        onclick: (event) => openSpeaker(speaker, event.currentTarget),
+      }));
+    }, () => { /* no list to offer (e.g. reads need a key): the name stays plain text */ });
+    return line;
+  }
+
+  function findSpeaker(name) {
+    // A citation names its speaker as the article did; /speakers gives the id. The whole name,
+    // or else the one person a partial name ("Blair") fits: nobody else's quotes are shown as theirs.
+    if (!state.speakers.has(name)) {
+      const params = new URLSearchParams({ q: name, limit: String(QUOTES_PAGE) });
+      const pending = getJson(`/speakers?${params}`)
+        .then((found) => found.find((s) => s.name === name) || (found.length === 1 ? found[0] : null));
+      state.speakers.set(name, pending);
+      pending.catch(() => state.speakers.delete(name));
+    }
+    return state.speakers.get(name);
+  }
+
+  async function openSpeaker(speaker, opener) {
+    state.speakerOpener = opener || null;
+    const token = Symbol("speaker");
+    state.speakerToken = token;
+    let page;
+    try {
+      page = await getJson(`/speakers/${encodeURIComponent(speaker.id)}/quotes?limit=${QUOTES_PAGE}`);
+    } catch (err) {
+      if (state.speakerToken === token) failed(err);
+      return;
+    }
+    if (state.speakerToken !== token) return;
+    renderSpeaker(page.speaker, page.quotes);
+    show(els.speaker, true);
+    els.speaker.focus({ preventScroll: true });
+    els.speaker.scrollIntoView({ block: "nearest" });
+  }
+
+  function renderSpeaker(speaker, quotes) {
+    els.speakerTitle.textContent = `Quotes by ${speaker.name}`;
+    const count = `${speaker.quotes} quote${speaker.quotes === 1 ? "" : "s"} in the index`;
+    els.speakerMeta.textContent = quotes.length < speaker.quotes ? `${count}; the first ${quotes.length} are shown` : count;
+    const cited = [...state.citations.values()];
+    els.speakerQuotes.replaceChildren(...quotes.map((q) => {
+      const same = cited.find((c) => c.article_id === q.article_id && c.start === q.start && c.end === q.end);
+      return el("li", { class: "speaker-quote" },
+        el("blockquote", { class: "quote" }, el("a", {
+          href: "#article", class: "quote-link", text: q.quote,
+          onclick: (event) => { event.preventDefault(); openArticle(q.article_id, q.start, q.end, event.currentTarget); },
+        })),
+        el("p", { class: "meta", text: `${q.title || "Untitled"} · ${meta(q)}${same ? ` · cited above as [${same.n}]` : ""}` }));
+    }));
+  }
+
+  function closeSpeaker(restoreFocus = true) {
+    state.speakerToken = null;
+    if (els.speaker.hidden) return;
+    show(els.speaker, false);
+    els.speakerQuotes.replaceChildren();
+    if (restoreFocus && state.speakerOpener && document.contains(state.speakerOpener)) state.speakerOpener.focus();
   }
 
   // -- talking to the API -------------------------------------------------------------------------
@@ -377,7 +457,8 @@
     const run = new AbortController();
     state.run = run;
     resetResults();
-    closeArticle(false);  // it belonged to the previous results
+    closeArticle(false);  // they belonged to the previous results
+    closeSpeaker(false);
     els.form.setAttribute("aria-busy", "true");
     const question = els.q.value;
     try {
@@ -396,8 +477,10 @@
   els.form.addEventListener("submit", submit);
   els.passagesOnly.addEventListener("change", applyMode);
   els.closeArticle.addEventListener("click", () => closeArticle());
+  els.closeSpeaker.addEventListener("click", () => closeSpeaker());
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") closeArticle();
+    // The article (opened from the answer or from a quote) closes first, then the quotes.
+    if (event.key === "Escape" && !closeArticle()) closeSpeaker();
   });
   applyMode();
   health();

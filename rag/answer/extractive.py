@@ -5,7 +5,8 @@ and it cites that span by offsets. Steps:
 
 1. candidates: the sentences of the retrieved passages, with the speaker stored for each;
 2. score: embedding similarity to the question, overlap of the question's content words, the
-   passage's retrieval rank, and, for "What did X say ...?" questions, whether X said it;
+   passage's retrieval rank, and, for "What did X say ...?" questions, whether X said it (one
+   person's words only, when X fits several people);
 3. select: the best sentence, plus up to two more that score nearly as well, skipping near-copies
    (syndicated stories), which are cited together with the sentence they repeat instead;
 4. abstain when even the best sentence is a poor match (threshold calibrated on data, see
@@ -22,6 +23,7 @@ from typing import Callable, Sequence
 from rag.answer.citing import CitationNumbers, passage_sentences, quotes_by_article, speaker_at
 from rag.embed import Embedder
 from rag.models import Answer, Citation, Hit, Quote
+from rag.text.cues import answer_cue, asks_reason_or_manner, novelty, question_words
 from rag.text.quotes import asked_speaker, same_person
 from rag.text.words import QUESTION_WORDS, stems
 
@@ -87,12 +89,16 @@ class ExtractiveAnswerer:
         self.settings = settings
 
     def answer(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote],
-               as_of: str | None = None) -> Answer:
-        """An Answer citing exact spans of ``hits``' articles, or an abstention."""
+               as_of: str | None = None, speaker: str | None = None) -> Answer:
+        """An Answer citing exact spans of ``hits``' articles, or an abstention.
+
+        ``speaker``: for "What did X say ...?", the person X is, by full name, when the caller
+        has resolved it ("Ann Taylor" for "Taylor"); default: the name the question gives.
+        """
         candidates = self._candidates(hits, quotes)
         if not candidates:
             return Answer(question, ABSTAIN_TEXT, True, [], list(hits), as_of)
-        candidates = self._score(question, candidates)
+        candidates = self._score(question, candidates, speaker)
         best = max(candidates, key=lambda c: c.score)
         # Whether to answer at all is judged without the novelty bonus: naming things makes a
         # sentence a likelier answer, not a better match for the question.
@@ -112,15 +118,16 @@ class ExtractiveAnswerer:
                 for p in passage_sentences(hits, s.min_words, s.max_words, distinct=True)
                 if re.search(r"[a-z]", p.text)]
 
-    def _score(self, question: str, candidates: list[_Candidate]) -> list[_Candidate]:
+    def _score(self, question: str, candidates: list[_Candidate], speaker: str | None = None
+               ) -> list[_Candidate]:
         """Score candidates in place; returns the ones that were scored (the pre-ranked top)."""
         s = self.settings
         wanted = {t for t in self.terms(question) if t not in _QUESTION_WORDS}
-        asked = asked_speaker(question)
+        asked = speaker or asked_speaker(question)
         by_asked = bool(asked) and any(same_person(asked or "", c.speaker) for c in candidates)
         cue = answer_cue(question)
-        asked_words = {w.casefold() for w in _WORD.findall(question)}
-        novelty_bonus = s.novelty_bonus if _REASON_OR_MANNER.search(question) is None else 0.0
+        asked_words = question_words(question)
+        novelty_bonus = s.novelty_bonus if not asks_reason_or_manner(question) else 0.0
         lexical: dict[int, float] = {}
         for c in candidates:
             overlap = len(wanted & set(self.terms(c.text))) / len(wanted) if wanted else 0.0
@@ -145,6 +152,14 @@ class ExtractiveAnswerer:
                     # Someone else's words never answer "what did X say", and narrative lines
                     # only do when X said nothing relevant.
                     c.score -= 1.0 if c.speaker else s.speaker_bonus
+        if by_asked:
+            # One person's words per answer: when the name fits several people quoted here
+            # ("Taylor": Ann Taylor and Roger Taylor), the best-scoring one's speaker is X.
+            theirs = [c for c in shortlist if same_person(asked or "", c.speaker)]
+            lead = max(theirs, key=lambda c: c.score, default=None)
+            for c in theirs:
+                if lead is not None and not same_person(lead.speaker or "", c.speaker):
+                    c.score -= 1.0
         return shortlist
 
     def _select(self, candidates: list[_Candidate], best: _Candidate) -> list[list[_Candidate]]:
@@ -168,54 +183,6 @@ class ExtractiveAnswerer:
         return groups
 
 
-_CUES: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
-    (re.compile(r"^\s*why\b|\bwhat (?:caused|led to)\b|\bfor what reason\b", re.I),
-     re.compile(r"\b(?:because|due to|after|following|amid|as a result|caused by|over|since|so that|in order to)\b", re.I)),
-    (re.compile(r"\bhow (?:many|much|long|old|far)\b|\bwhat (?:percentage|share|number|amount)\b", re.I),
-     re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozen|hundred|thousand|million|billion|trillion)\b", re.I)),
-    (re.compile(r"^\s*when\b|\bwhat (?:year|day|date|month)\b", re.I),
-     re.compile(r"\b(?:(?:19|20)\d\d|January|February|March|April|May|June|July|August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b")),
-    (re.compile(r"^\s*(?:who|whom)\b|\bwhich (?:person|leader|company|country|team)\b", re.I),
-     re.compile(r"\b[A-Z][a-z]+ [A-Z][a-z]+\b")),
-]
-
-
-def answer_cue(question: str) -> re.Pattern[str] | None:
-    """A pattern that sentences answering this kind of question tend to match, if any.
-
-    >>> answer_cue("Why was the plant closed?").search("It shut after bacteria were found") is not None
-    True
-    """
-    for asks, answers in _CUES:
-        if asks.search(question):
-            return answers
-    return None
-
-
-# Questions answered by a reason (the "why" cue's questions) or a manner, not by a name or a
-# number: no novelty bonus.
-_REASON_OR_MANNER = re.compile(_CUES[0][0].pattern + r"|^\s*how\b(?!\s+(?:many|much|long|old|far|often|big))",
-                               re.I)
-_WORD = re.compile(r"[\w'’-]+")
-_NAME_OR_NUMBER = re.compile(r"\b(?:[A-Z][\w'’-]*|\d[\d,.]*%?)")
-
-
-def novelty(sentence: str, asked_words: set[str], terms: Callable[[str], list[str]]) -> float:
-    """0, 0.5 or 1: how many names or numbers (up to two) ``sentence`` has that the question,
-    given as its casefolded words, does not; capitalised stopwords ("The") do not count.
-
-    >>> novelty("Blink-182 is coming to a city near you.", {"which", "band", "will", "tour"}, str.split)
-    0.5
-    """
-    found = set()
-    for m in _NAME_OR_NUMBER.finditer(sentence):
-        word = m.group(0).rstrip(".,")
-        key = word.casefold()
-        if key and key not in asked_words and (word[0].isdigit() or terms(word)):
-            found.add(key)
-            if len(found) == 2:
-                return 1.0
-    return len(found) / 2
 
 
 def _signature(text: str) -> set[str]:

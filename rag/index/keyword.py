@@ -68,3 +68,13 @@ class KeywordSearcher:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return top.astype(np.int64), scores[top].astype(np.float32)
+
+    def term_presence(self, words: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        """Which of ``words`` (tokens as :func:`terms` makes them) each of ``rows`` contains:
+        a bool matrix of ``len(rows)`` x ``len(words)``, read off the index without re-reading
+        any text. A word the index has never seen is in no row."""
+        present = np.zeros((len(rows), len(words)), dtype=bool)
+        for j, word in enumerate(words):
+            if word in self.retriever.vocab_dict:
+                present[:, j] = self.retriever.get_scores([word])[rows] > 0
+        return present

@@ -156,3 +156,32 @@ class Store:
             ):
                 out.append(Quote(aid, start, end, text, speaker, kind))
         return out
+
+    def quote_speakers(self) -> Iterator[tuple[int, str, int | None, str | None]]:
+        """``(quote_id, speaker, chunk_row, published_at)`` for every quote with a speaker, once
+        per chunk that holds its middle (``chunk_row`` is None if none does), for the speaker index.
+
+        One pass over the quotes table; each quote finds its chunks through ``chunks_article``.
+        """
+        yield from self._db.execute(
+            "SELECT q.rowid, q.speaker, c.row, a.published_at FROM quotes q "
+            "JOIN articles a ON a.id = q.article_id "
+            "LEFT JOIN chunks c ON c.article_id = q.article_id "
+            "AND c.start <= (q.start + q.end) / 2 AND (q.start + q.end) / 2 < c.end "
+            "WHERE q.speaker IS NOT NULL"
+        )
+
+    def quotes_by_ids(self, quote_ids: Sequence[int]) -> dict[int, Quote]:
+        """``{quote_id: quote}`` for ids from :meth:`quote_speakers`; the text is cut from the article."""
+        found: dict[int, Quote] = {}
+        for lo in range(0, len(quote_ids), 500):
+            part = [int(i) for i in quote_ids[lo:lo + 500]]
+            marks = ",".join("?" * len(part))
+            for qid, aid, start, end, speaker, kind, text in self._db.execute(
+                "SELECT q.rowid, q.article_id, q.start, q.end, q.speaker, q.kind, "
+                "substr(a.text, q.start + 1, q.end - q.start) FROM quotes q "
+                f"JOIN articles a ON a.id = q.article_id WHERE q.rowid IN ({marks})",
+                part,
+            ):
+                found[qid] = Quote(aid, start, end, text, speaker, kind)
+        return found

@@ -17,6 +17,7 @@ import numpy as np
 from rag.embed import Embedder
 from rag.index.loaded import LoadedIndex
 from rag.models import Hit
+from rag.search.rerank import PassageRanker, rerank
 from rag.search.retrieve import SearchFilter, search
 from rag.search.timeframe import TimeFrame, time_frame
 from rag.settings import SearchMode
@@ -30,21 +31,27 @@ RECENCY_WEIGHT = 0.5
 def as_of_filter(question: str, as_of: date, user: SearchFilter) -> tuple[SearchFilter, TimeFrame]:
     """The filter a question asked on ``as_of`` searches under, and its time frame.
 
-    The user's own filter always holds. Undated articles pass only when neither the user nor
-    the question named a period: an article of unknown date is not known to be from the future.
+    The user's own filter (dates, sources, rows) always holds. Undated articles pass only when
+    neither the user nor the question named a period: an article of unknown date is not known to
+    be from the future.
     """
     frame = time_frame(question, as_of)
     cutoff = min(d for d in (user.until, as_of, frame.until if frame.hard else None) if d)
     starts = [d for d in (user.since, frame.since if frame.hard else None) if d]
     explicit = bool(user.since or user.until or frame.hard)
-    flt = SearchFilter(max(starts) if starts else None, cutoff, user.sources, undated=not explicit)
+    flt = SearchFilter(max(starts) if starts else None, cutoff, user.sources, undated=not explicit,
+                       rows=user.rows)
     return flt, frame
 
 
 def search_as_of(index: LoadedIndex, embedder: Embedder, question: str, k: int, as_of: date,
-                 user: SearchFilter, mode: SearchMode = "hybrid") -> list[Hit]:
-    """The top ``k`` passages for ``question`` as of ``as_of``: cutoff, time frame, recency re-rank."""
+                 user: SearchFilter, mode: SearchMode = "hybrid",
+                 ranker: PassageRanker | None = None) -> list[Hit]:
+    """The top ``k`` passages for ``question`` as of ``as_of``: cutoff, time frame, then the
+    learned ranker over a deep pool when one is given (hybrid mode), else the recency re-rank."""
     flt, frame = as_of_filter(question, as_of, user)
+    if ranker is not None and mode == "hybrid":
+        return rerank(index, embedder, ranker, question, k, as_of, flt, frame)
     hits = search(index, embedder, question, k=max(k, RERANK_DEPTH), mode=mode, flt=flt)
     if frame.prefer_recent:
         assert flt.until is not None  # the as-of day is always a cutoff

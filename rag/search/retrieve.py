@@ -26,7 +26,11 @@ MAX_K = 100
 
 @dataclass(frozen=True)
 class SearchFilter:
-    """Publication date range (inclusive) and sources; an empty filter allows everything."""
+    """Publication date range (inclusive), sources and chunk rows; an empty filter allows everything.
+
+    ``rows``, when set, keeps only those chunk rows (e.g. the passages that hold one speaker's
+    quotes, :mod:`rag.search.speakers`); the other conditions still apply to them.
+    """
 
     since: date | None = None
     until: date | None = None
@@ -34,13 +38,14 @@ class SearchFilter:
     # Undated articles fail any date filter, except the implicit as-of cutoff of a question:
     # an article of unknown date is not known to be from the future.
     undated: bool = False
+    rows: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check_range(self.since, self.until)
 
     @property
     def empty(self) -> bool:
-        return self.since is None and self.until is None and not self.sources
+        return self.since is None and self.until is None and not self.sources and self.rows is None
 
 
 def make_filter(since: str | date | None, until: str | date | None,
@@ -64,7 +69,11 @@ def allowed_rows(index: LoadedIndex, flt: SearchFilter) -> np.ndarray | None:
     """
     if flt.empty:
         return None
-    mask = np.ones(index.size, dtype=bool)
+    if flt.rows is not None:
+        mask = np.zeros(index.size, dtype=bool)
+        mask[np.asarray(flt.rows, dtype=np.int64)] = True
+    else:
+        mask = np.ones(index.size, dtype=bool)
     if flt.since or flt.until:
         epoch = date(1970, 1, 1)
         dated = index.days >= 0
@@ -114,7 +123,7 @@ def search(index: LoadedIndex, embedder: Embedder, query: str, k: int = 10,
         d_rows, _ = index.dense.search(embed_query(embedder, query), depth, allowed)
         k_rows, _ = index.keyword.search(query, depth, allowed)
         ranked = reciprocal_rank_fusion([d_rows.tolist(), k_rows.tolist()])[:k]
-    return _hits(index, ranked)
+    return hits_for(index, ranked)
 
 
 def reciprocal_rank_fusion(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
@@ -130,7 +139,8 @@ def reciprocal_rank_fusion(rankings: list[list[int]], k: int = RRF_K) -> list[tu
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
-def _hits(index: LoadedIndex, ranked: list[tuple[int, float]]) -> list[Hit]:
+def hits_for(index: LoadedIndex, ranked: list[tuple[int, float]]) -> list[Hit]:
+    """Hits for ``(row, score)`` pairs, ranked in the order given."""
     chunks = index.store.chunks_by_rows([row for row, _ in ranked])
     articles = index.store.articles(sorted({aid for _, aid in chunks.values()}))
     return [

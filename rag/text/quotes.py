@@ -48,7 +48,7 @@ from rag.models import Article, Quote
 from rag.text.sentences import split_sentences
 from rag.text.words import FUNCTION_WORDS, NAME_ABBREVIATIONS, NAME_LEAD_WORDS
 
-__all__ = ["asked_speaker", "extract_quotes", "same_person"]
+__all__ = ["asked_speaker", "extract_quotes", "name_key", "person_key", "same_person"]
 
 Kind = Literal["direct", "reported", "continued"]
 
@@ -321,6 +321,32 @@ def same_person(asked: str, speaker: str | None) -> bool:
     short, long_ = (a, b) if len(a) <= len(b) else (b, a)
     k = len(short)
     return long_[:k] == short or long_[-k:] == short
+
+
+def person_key(speaker: str | None) -> tuple[str, ...]:
+    """The comparable form of a stored speaker who is a person: casefolded, accents, titles,
+    initials and punctuation dropped; ``()`` for a source that is no person ("an NIS official",
+    "the company", "National Intelligence Service", "NASA"). Equal keys name the same person.
+
+    >>> person_key("Mr. Tony Blair"), person_key("José Pérez"), person_key("Joe R. Biden")
+    (('tony', 'blair'), ('jose', 'perez'), ('joe', 'biden'))
+    >>> person_key("an NIS official"), person_key("National Intelligence Service")
+    ((), ())
+    """
+    if not speaker or not same_person(speaker, speaker) or any(
+        _norm(t) in _NOT_PERSON or (len(t) > 1 and t.isupper() and t.isalpha()) for t in speaker.split()
+    ):
+        return ()
+    return name_key(speaker)
+
+
+def name_key(name: str) -> tuple[str, ...]:
+    """The comparable words of any name, as :func:`same_person` compares them.
+
+    >>> name_key("Secretary Antony J. Blinken"), name_key("pérez")
+    (('antony', 'blinken'), ('perez',))
+    """
+    return tuple(_name_key(name))
 
 
 # -- names ----------------------------------------------------------------------------------------

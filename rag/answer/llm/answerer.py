@@ -42,26 +42,29 @@ class LLMAnswerer:
         return self.client.config
 
     def answer(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote],
-               as_of: str | None = None) -> Answer:
-        """The verified answer, or the extractive one (with a warning) when the LLM fails."""
+               as_of: str | None = None, speaker: str | None = None) -> Answer:
+        """The verified answer, or the extractive one (with a warning) when the LLM fails.
+
+        ``speaker``: the person a "What did X say ...?" question asks about, for the fallback.
+        """
         shown = list(hits[: self.config.max_passages])
         if not shown:
-            return self.fallback.answer(question, hits, quotes, as_of)
+            return self.fallback.answer(question, hits, quotes, as_of, speaker)
         try:
             draft = self.client.complete(build_messages(question, shown, as_of))
         except LLMUnavailable as exc:
-            return self._fall_back(question, hits, quotes, as_of, str(exc))
-        return self.finish(question, hits, quotes, as_of, draft)
+            return self._fall_back(question, hits, quotes, as_of, str(exc), speaker=speaker)
+        return self.finish(question, hits, quotes, as_of, draft, speaker)
 
     def stream(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote],
-               as_of: str | None = None) -> Iterator[str | Answer]:
+               as_of: str | None = None, speaker: str | None = None) -> Iterator[str | Answer]:
         """The model's text deltas as they arrive (a draft), then the verified Answer, last.
 
         The draft is unverified; only the final Answer's text and citations count.
         """
         shown = list(hits[: self.config.max_passages])
         if not shown:
-            yield self.fallback.answer(question, hits, quotes, as_of)
+            yield self.fallback.answer(question, hits, quotes, as_of, speaker)
             return
         parts: list[str] = []
         try:
@@ -69,12 +72,12 @@ class LLMAnswerer:
                 parts.append(delta)
                 yield delta
         except LLMUnavailable as exc:
-            yield self._fall_back(question, hits, quotes, as_of, str(exc))
+            yield self._fall_back(question, hits, quotes, as_of, str(exc), speaker=speaker)
             return
-        yield self.finish(question, hits, quotes, as_of, "".join(parts))
+        yield self.finish(question, hits, quotes, as_of, "".join(parts), speaker)
 
     def finish(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote], as_of: str | None,
-               draft: str) -> Answer:
+               draft: str, speaker: str | None = None) -> Answer:
         """Verify ``draft`` (the model's text) against the passages it was shown and cite it."""
         shown = list(hits[: self.config.max_passages])
         claims = parse_claims(draft)
@@ -84,19 +87,19 @@ class LLMAnswerer:
             why = ("the LLM's answer had no sentence the passages support" if claims
                    else "the LLM's answer had no sentences")
             if self.config.on_unsupported == "drop" or not claims:
-                return self._fall_back(question, hits, quotes, as_of, why, verdicts)
+                return self._fall_back(question, hits, quotes, as_of, why, verdicts, speaker)
         text, citations, checks = _compose(verdicts, quotes, self.config.on_unsupported)
         if not text:  # flag mode, and no passage sentence was close enough to flag against
             return self._fall_back(question, hits, quotes, as_of,
-                                   "the LLM's answer had no sentence the passages support", verdicts)
+                                   "the LLM's answer had no sentence the passages support", verdicts, speaker)
         warnings = [] if any(v.supported for v in verdicts) else [
             "no sentence of the LLM's answer is supported by the passages: all are flagged"]
         return Answer(question, text, False, citations, list(hits), as_of, warnings, answerer="llm",
                       sentences=checks)
 
     def _fall_back(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote], as_of: str | None,
-                   why: str, verdicts: Sequence[Verdict] = ()) -> Answer:
-        answer = self.fallback.answer(question, hits, quotes, as_of)
+                   why: str, verdicts: Sequence[Verdict] = (), speaker: str | None = None) -> Answer:
+        answer = self.fallback.answer(question, hits, quotes, as_of, speaker)
         checks = [_check(v, None, "dropped") for v in verdicts]
         return replace(answer, warnings=[*answer.warnings, f"{why}; showing the extractive answer instead"],
                        sentences=checks)
