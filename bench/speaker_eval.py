@@ -6,11 +6,12 @@ Measures, through the library (``Pipeline(Settings(index_dir=...)).ask(question)
 - recall: the answer cites one of X's own sentences in the named article, i.e. a citation of
   that article whose span overlaps a sentence of it that names X as its speaker (``recall``);
   ``recall_sampled`` counts only the one sentence the question was made from;
-- precision: no cited sentence is attributed to someone other than X. Judged by hand on a
-  seeded sample of answers (every cited sentence of each, read with the sentence before it;
-  the labels and the rule are in bench/results/speaker_eval_labels.json), and by an automatic
-  proxy over all answers: cited sentences whose stored speaker (``citation.speaker``, the
-  library's own attribution) is someone else;
+- precision: no cited sentence is attributed to someone other than X. Judged by hand on every
+  sentence cited in an answer to a positive question (each read with the sentence before it;
+  ``--sentences N`` labels a seeded sample instead; the labels and the rule are in
+  bench/results/speaker_eval_labels.json), and by an automatic proxy over the same answers:
+  cited sentences whose stored speaker (``citation.speaker``, the library's own attribution)
+  is someone else;
 - negatives: X (quoted elsewhere in the corpus) asked about an article that never mentions
   X; the right answer is a "no statement" abstention (``abstained``);
 - latency: ``Pipeline.ask`` per question, p50/p95 (what ``rag ask`` runs, model load excluded;
@@ -19,9 +20,11 @@ Measures, through the library (``Pipeline(Settings(index_dir=...)).ask(question)
 The questions are made from the dataset alone, independently of the library's attribution:
 a sentence counts as X's when X is named as its speaker in the sentence itself, by one of
 four patterns (``"...," said Mr X`` or ``..., said Mr X`` / ``"...," Mr X said`` /
-``[role] X [, apposition,] said ...`` at the start of the sentence / ``according to X``), X is a person (an honorific, a first name seen elsewhere
-with an honorific surname, or a full name whose surname the article uses alone) resolved to a
-full name within the article, and X is so quoted in 2+ distinct articles. Sentence boundaries
+``[role] X [, apposition,] said ...`` at the start of the sentence / ``according to X``) and
+no one else is named before a speech verb in it; X is a person (an honorific, a first name
+seen elsewhere with an honorific surname, or a full name whose surname the article uses
+alone) resolved to a full name within the article, and X is so quoted in 2+ distinct stories
+(near-identical copies of an article count once). Sentence boundaries
 come from ``rag.text.sentences`` so that spans are comparable with the citations'. BBC News
 has no dates, so every question is asked as of 2005-12-31 and a title whose words name a
 period (which would leave every undated article out) is not used.
@@ -30,18 +33,22 @@ Commands (from the repository root; the index is built once):
 
     .venv/bin/rag reindex ../shared/datasets/bbc-news/articles.jsonl.gz --index bench-out/bbc/index --quiet
     .venv/bin/python bench/speaker_eval.py questions             # -> bench/results/speaker_eval_questions.json
-    # baseline: the library as of a commit, from a snapshot (git archive <commit> rag | tar -x -C DIR)
+    # baseline: the library as of commit 01f7c12 (before the speaker index), from a snapshot
+    mkdir -p bench-out/baseline-src && git archive 01f7c12 rag | tar -x -C bench-out/baseline-src
+    echo 01f7c12 > bench-out/baseline-src/COMMIT
     .venv/bin/python bench/speaker_eval.py run --index bench-out/bbc/index \\
         --code bench-out/baseline-src --name speaker_eval-baseline
     .venv/bin/python bench/speaker_eval.py run --index bench-out/bbc/index --name speaker_eval
+    .venv/bin/python bench/speaker_eval.py run --name speaker_eval-whatif-0.30 --abstain-below 0.30
+    .venv/bin/python bench/speaker_eval.py diagnose --name speaker_eval   # why positives abstained
     .venv/bin/python bench/speaker_eval.py sheet --name speaker_eval-baseline   # what to label
     # label by hand in bench/results/speaker_eval_labels.json, then:
     .venv/bin/python bench/speaker_eval.py report --name speaker_eval-baseline
 
 Options: questions [--positives 120] [--negatives 40] [--seed 0] [--per-speaker 2];
 run [--limit N] [--k 8] [--code DIR] [--abstain-below T] (a what-if: the answerer's abstention
-threshold moved); sheet/report [--sentences 60] [--seed 1] (answers sampled for labelling
-until they hold that many cited sentences).
+threshold moved); sheet/report [--sentences N] [--seed 1] (label the answers, in a seeded
+order, until they hold N cited sentences; default 0: every answer to a positive question).
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +187,9 @@ def article_names(text: str) -> tuple[dict[str, set[str]], set[str], set[str]]:
     for m in re.finditer(rf"\b(?:{'|'.join(sorted(HONORIFICS))})\s+({TOKEN})", text):
         titled.add(m.group(1))
     alone = set()
-    for surname in full:
-        firsts = {f.split()[0] for f in full[surname]}
-        for m in re.finditer(rf"(?<![\w'])(\w+)\s+{re.escape(surname)}\b|^{re.escape(surname)}\b", text, re.M):
+    for surname, fulls in full.items():
+        firsts = {f.split()[0] for f in fulls}
+        for m in re.finditer(rf"(?<![\w'])(\w+)\s+{re.escape(surname)}\b|^{re.escape(surname)}\b", text, re.MULTILINE):
             if not m.groups() or m.group(1) is None or (m.group(1) not in firsts and m.group(1) not in HONORIFICS):
                 alone.add(surname)
                 break
@@ -238,6 +246,22 @@ def attributed_sentences(article_id: str, text: str, first_names: set[str]) -> l
     return found
 
 
+def merged_spans(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """A rough count of the spans ``rag.text.sentences`` leaves holding three or more sentences
+    (two or more "end mark, space, capital" inside): BBC copy runs a quotation over several
+    paragraphs, opening each with a quote mark and closing only the last."""
+    from rag.text.sentences import split_sentences
+
+    inner = re.compile("[.!?][\"\u201d]?\\s+[\"\u201c]?[A-Z]")
+    spans, articles = 0, 0
+    for r in rows:
+        text = r["text"]
+        n = sum(len(inner.findall(text[a:b])) >= 2 for a, b in split_sentences(text, 0, len(text)))
+        spans += n
+        articles += n > 0
+    return {"spans": spans, "articles": articles, "of_articles": len(rows)}
+
+
 def learn_first_names(articles: list[dict[str, Any]]) -> set[str]:
     """First names: X in "X Surname" where the same article also says "Mr/Ms/... Surname"."""
     names: set[str] = set()
@@ -268,6 +292,7 @@ def make_questions(args: argparse.Namespace) -> None:
     first_names = learn_first_names(articles)
     by_person: dict[str, list[Attributed]] = defaultdict(list)
     names: dict[str, Counter[str]] = defaultdict(Counter)
+    merged = merged_spans(rows)
     for a in articles:
         for s in attributed_sentences(a["id"], a["text"], first_names):
             by_person[fold(s.person)].append(s)
@@ -395,7 +420,8 @@ def make_questions(args: argparse.Namespace) -> None:
                    "speakers": len(by_person), "speakers_in_2plus_articles": len(speakers),
                    "positives": len(positives), "negatives": len(negatives),
                    "distinct_speakers_asked": len({q["person"] for q in positives}),
-                   "left_out_for_naming_a_period": dropped_period},
+                   "left_out_for_naming_a_period": dropped_period,
+                   "sentence_spans_holding_3plus_sentences": merged},
         "patterns": {k: v.pattern for k, v in PATTERNS.items()},
         "questions": positives + negatives,
     }
@@ -467,7 +493,11 @@ def run(args: argparse.Namespace) -> None:
     result = {
         "about": "bench/speaker_eval.py run: What did <speaker> say about <title>? over BBC News",
         "command": " ".join(sys.argv),
-        "library": rag.__file__, "code": args.code or "working tree", "index": args.index,
+        "library": rag.__file__, "code": args.code or "working tree",
+        # The snapshot's commit, when it records one (echo <commit> > DIR/COMMIT).
+        "code_commit": (Path(args.code) / "COMMIT").read_text().strip()
+        if args.code and (Path(args.code) / "COMMIT").exists() else env["git_commit"],
+        "index": args.index,
         "k": args.k, "as_of": AS_OF, "abstain_below": args.abstain_below, "environment": env,
         "summary": summarise(records),
         "records": records,
@@ -475,6 +505,7 @@ def run(args: argparse.Namespace) -> None:
     old = RESULTS / f"{args.name}.json"
     if old.exists():  # keep the labelled sample the report added to an earlier run
         result["labelled"] = json.loads(old.read_text(encoding="utf-8")).get("labelled")
+        # (a diagnosis is of one run's answers: run ``diagnose`` again after a run)
     finish(args.name, result)
     print(json.dumps(result["summary"], indent=1))
 
@@ -533,9 +564,12 @@ def label_key(person: str, c: dict[str, Any]) -> str:
 
 
 def sample(records: list[dict[str, Any]], min_sentences: int, seed: int) -> list[dict[str, Any]]:
-    """Answers to positive questions, in a seeded order, until they hold ``min_sentences`` citations."""
+    """Answers to positive questions, in a seeded order, until they hold ``min_sentences``
+    citations (0: all of them)."""
     answered = [r for r in records if r["kind"] == "positive" and not r["abstained"]]
     random.Random(seed).shuffle(answered)
+    if min_sentences <= 0:
+        return answered
     chosen, n = [], 0
     for r in answered:
         if n >= min_sentences:
@@ -600,9 +634,60 @@ def report(args: argparse.Namespace) -> None:
     print(json.dumps(result["labelled"], indent=1, ensure_ascii=False))
 
 
-def _date(day: str):  # noqa: ANN202
-    from datetime import date
+# -- why positives are declined ----------------------------------------------------------------
+def diagnose(args: argparse.Namespace) -> None:
+    """For each positive question the run abstained on: whether X's expected sentence was among
+    the answerer's candidates and its shortlist, its relevance, and the relevance of the sentence
+    the abstention was decided on. It reaches into the answerer (``_candidates``, ``_score``,
+    ``Pipeline._asked``) on purpose, to read the very scores ``ask`` used; working tree only."""
+    from rag import Pipeline, Settings
 
+    path = RESULTS / f"{args.name}.json"
+    result = json.loads(path.read_text(encoding="utf-8"))
+    questions = {q["id"]: q for q in json.loads(QUESTIONS.read_text(encoding="utf-8"))["questions"]}
+    pipeline = Pipeline(Settings(index_dir=Path(result["index"])))
+    answerer = pipeline.answerer()
+    rows = []
+    for r in result["records"]:
+        if r["kind"] != "positive" or not r["abstained"]:
+            continue
+        q = questions[r["id"]]
+        hits, _ = pipeline.retrieve(q["question"], result["k"], AS_OF)
+        quotes = pipeline.index().store.quotes_for(sorted({h.article.id for h in hits}))
+        asked = pipeline._asked(q["question"], hits, quotes)
+        spans = [(e["start"], e["end"]) for e in q["expected"]]
+
+        def expected(c: Any, q: dict[str, Any] = q, spans: list[tuple[int, int]] = spans) -> bool:
+            return c.hit.article.id == q["article_id"] and any(overlaps((c.start, c.end), sp) for sp in spans)
+
+        candidates = answerer._candidates(hits, quotes)
+        shortlist = answerer._score(q["question"], candidates, asked.speaker if asked else None)
+        anchor = max(shortlist, key=lambda c: c.score - c.novelty) if shortlist else None
+        own = [c for c in shortlist if expected(c)]
+        rows.append({
+            "id": r["id"], "question": q["question"],
+            "named_article_retrieved": any(h.article.id == q["article_id"] for h in hits),
+            "expected_in_candidates": any(expected(c) for c in candidates),
+            "expected_in_shortlist": bool(own),
+            "expected_relevance": round(max(c.relevance for c in own), 3) if own else None,
+            "anchor_relevance": round(anchor.relevance, 3) if anchor else None,
+            "anchor_is_expected": bool(anchor and expected(anchor)),
+        })
+    rel = [x["expected_relevance"] for x in rows if x["expected_relevance"] is not None]
+    result["abstention_diagnosis"] = {
+        "abstain_below": answerer.settings.abstain_below,
+        "abstained_positives": len(rows),
+        "named_article_retrieved": sum(x["named_article_retrieved"] for x in rows),
+        "expected_in_shortlist": sum(x["expected_in_shortlist"] for x in rows),
+        "expected_relevance_min_max": [min(rel), max(rel)] if rel else None,
+        "expected_at_or_above_threshold": sum(v >= answerer.settings.abstain_below for v in rel),
+        "questions": rows,
+    }
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in result["abstention_diagnosis"].items() if k != "questions"}, indent=1))
+
+
+def _date(day: str) -> date:
     return date.fromisoformat(day)
 
 
@@ -625,10 +710,14 @@ def main() -> None:
     for name in ("sheet", "report"):
         p = sub.add_parser(name)
         p.add_argument("--name", default="speaker_eval")
-        p.add_argument("--sentences", type=int, default=60, help="label at least this many cited sentences")
+        p.add_argument("--sentences", type=int, default=0, help="label the answers (in a seeded "
+                       "order) that hold at least this many cited sentences; 0: every answer")
         p.add_argument("--seed", type=int, default=1)
+    d = sub.add_parser("diagnose")
+    d.add_argument("--name", default="speaker_eval")
     args = parser.parse_args()
-    {"questions": make_questions, "run": run, "sheet": sheet, "report": report}[args.cmd](args)
+    {"questions": make_questions, "run": run, "sheet": sheet, "report": report,
+     "diagnose": diagnose}[args.cmd](args)
 
 
 if __name__ == "__main__":
