@@ -102,14 +102,17 @@ def load(pipeline: Pipeline, answers: bool = True) -> None:
     pipeline.query_embedder.embed_batch(["warm up"])
     if answers:
         pipeline.scorer.embed_batch(["warm up"])
+        pipeline.ranker()
 
 
 def build_pipeline(settings: ApiSettings) -> Pipeline:
     """The pipeline ``settings`` describe, loaded and warmed; a model that cannot load raises
     its RagError here, before any request is served."""
+    ranking = {"ranker": settings.ranker} if settings.ranker else {}
     pipeline = Pipeline(Settings(index_dir=settings.index_dir, model=settings.model,
                                  backend=settings.backend, cache_dir=settings.cache_dir,  # type: ignore[arg-type]
-                                 scorer_backend=settings.scorer_backend),  # type: ignore[arg-type]
+                                 scorer_backend=settings.scorer_backend,  # type: ignore[arg-type]
+                                 ranker_path=settings.ranker_path, **ranking),  # type: ignore[arg-type]
                         llm=settings.llm)
     load(pipeline, answers=not settings.retrieval_only)
     return pipeline

@@ -16,7 +16,7 @@ from typing import Mapping
 from rag.answer.llm import LLMConfig, llm_config_from_env
 from rag.embed import DEFAULT_SCORER_BACKEND
 from rag.errors import BadSetting
-from rag.settings import parse_backend, parse_scorer_backend
+from rag.settings import RANKERS, parse_backend, parse_scorer_backend
 
 PREFIX = "RAG_"
 MAX_BODY_BYTES = 64 * 1024
@@ -48,6 +48,9 @@ class ApiSettings:
     cache_dir: Path | None = None
     # What embeds answer sentences (rag.Settings.scorer_backend); None: the search embedder.
     scorer_backend: str | None = DEFAULT_SCORER_BACKEND
+    # How an answer's passages are ordered (rag.Settings.ranker); None: the library's default.
+    ranker: str | None = None
+    ranker_path: Path | None = None
     # The chat model behind ``"answerer": "llm"`` on POST /ask; None: that answerer answers 400.
     llm: LLMConfig | None = None
 
@@ -66,8 +69,9 @@ class ApiSettings:
     def from_env(cls, environ: Mapping[str, str]) -> ApiSettings:
         """Read ``RAG_INDEX``, ``RAG_MODEL``, ``RAG_RETRIEVAL_ONLY``, ``RAG_API_KEY``,
         ``RAG_PROTECT_READS``, ``RAG_CORS_ORIGINS`` and ``RAG_SOURCES`` (comma lists for the last two),
-        ``RAG_BACKEND``, ``RAG_SCORER_BACKEND`` (``search``: the search embedder) and
-        ``RAG_CACHE_DIR``, and the LLM answerer's ``RAG_LLM_*`` (see rag.answer.llm).
+        ``RAG_BACKEND``, ``RAG_SCORER_BACKEND`` (``search``: the search embedder), ``RAG_CACHE_DIR``,
+        ``RAG_RANKER`` and ``RAG_RANKER_PATH``, and the LLM answerer's ``RAG_LLM_*`` (see
+        rag.answer.llm).
 
         A bad value raises BadSetting naming the variable and what it expects.
         """
@@ -86,12 +90,20 @@ class ApiSettings:
             backend=_backend(get("BACKEND")),
             cache_dir=Path(cache) if (cache := get("CACHE_DIR")) else None,
             scorer_backend=_scorer_backend(get("SCORER_BACKEND")),
+            ranker=_ranker(get("RANKER")),
+            ranker_path=Path(path) if (path := get("RANKER_PATH")) else None,
             llm=llm_config_from_env(environ, prefix=PREFIX),
         )
 
 
 def _backend(value: str | None) -> str | None:
     return parse_backend(value, f"{PREFIX}BACKEND") if value else None
+
+
+def _ranker(value: str | None) -> str | None:
+    if value and value not in RANKERS:
+        raise BadSetting(f"{PREFIX}RANKER={value!r} is not one of {', '.join(RANKERS)}")
+    return value or None
 
 
 def _scorer_backend(value: str | None) -> str | None:

@@ -9,7 +9,7 @@ import pytest
 
 from api.cli import main
 from rag.errors import SourceError
-from rag.evaluate import Question, evaluate_mode, read_questions
+from rag.evaluate import Question, contains, evaluate_mode, read_questions
 from rag.models import Answer, Article, Chunk, Citation, Hit, Problem
 
 QUESTIONS = [
@@ -150,3 +150,17 @@ def test_bad_question_lines_are_problems_not_exceptions(tmp_path):
     questions, problems = read_questions(path)
     assert questions == [Question("7", "Who?", "Ann")]
     assert problems == [Problem(f"{path}:1", "not a JSON object"), Problem(f"{path}:3", "missing 'question'")]
+
+
+@pytest.mark.parametrize("text, answer, found", [
+    ("Penny Marshall starred in \u201cLaverne & Shirley\u201d.", '"Laverne & Shirley"', True),  # quotes differ
+    ("Penny Marshall starred in Laverne & Shirley.", "laverne & shirley", True),  # case differs
+    ("The U.S. economy grew 2.6%.", "US economy", True),  # dots in an abbreviation
+    # Loose, as the dataset's own scoring is: "2.6%" and "2.6 percent" both hold "26".
+    ("Prices rose 2.6 percent.", "2.6%", True),
+    ("Jean-Pierre left.", "Jean Pierre", False),  # a hyphen joins, it is not a space
+    ("Biden's plan passed.", "Biden", True),  # contained, as before
+    ("Nothing here.", "", False),  # an empty gold answer matches nothing
+])
+def test_an_answer_is_contained_when_case_and_punctuation_aside_it_is_there(text, answer, found):
+    assert contains(text, answer) is found
