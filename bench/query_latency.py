@@ -22,7 +22,12 @@ then set the backend in its manifest to "torch": the vectors are the same):
     .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-f32 --scorers search
     .venv/bin/python bench/query_latency.py --index bench-out/rtqa/idx-i8 --scorers search
 
-Options: [--queries 200] [--asks 100] [--backend B] [--scorers a,b].
+The learned passage ranker against rank fusion, on the RealTime QA 2022 int8 index:
+
+    .venv/bin/python bench/query_latency.py --index bench-out/rtqa22/idx-i8 --scorers onnx-int8 --ranker learned
+    .venv/bin/python bench/query_latency.py --index bench-out/rtqa22/idx-i8 --scorers onnx-int8 --ranker fusion
+
+Options: [--queries 200] [--asks 100] [--backend B] [--scorers a,b] [--ranker learned|fusion].
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--asks", type=int, default=100)
     ap.add_argument("--backend", help="search embedder backend (default: the index's)")
+    ap.add_argument("--ranker", choices=("learned", "fusion"),
+                    help="how an answer's passages are ordered (default: the library's)")
     ap.add_argument("--scorers", default="onnx-int8,search",
                     help="answer-sentence scorer backends to time ask with (search: the search embedder)")
     args = ap.parse_args()
@@ -67,8 +74,9 @@ def main() -> None:
     random.Random(0).shuffle(questions)
 
     def make(scorer: str) -> Pipeline:
+        ranking = {"ranker": args.ranker} if args.ranker else {}
         return Pipeline(Settings(index_dir=args.index, backend=args.backend,
-                                 scorer_backend=None if scorer == "search" else scorer))
+                                 scorer_backend=None if scorer == "search" else scorer, **ranking))
 
     pipelines = {scorer: make(scorer) for scorer in scorers}
     pipeline = pipelines[scorers[0]]
@@ -103,7 +111,8 @@ def main() -> None:
         record(f"ask (extractive, {scorer} scorer)", *timed(lambda q, p=p: p.ask(q.question, as_of=q.date), asks))
     result["rss"] = rss_mb()
     table(rows, ["what", "n", "p50 ms", "p95 ms", "CPU ms p50"])
-    finish(f"query_latency-{args.index.name}-{args.backend or 'default'}", result)
+    ranker = f"-{args.ranker}" if args.ranker else ""
+    finish(f"query_latency-{args.index.name}-{args.backend or 'default'}{ranker}", result)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ class Settings:
     # How a question's passages are ordered (hybrid mode): "learned" re-ranks a deep pool with the
     # trained passage ranker (rag.search.rerank), "fusion" is reciprocal rank fusion plus the
     # recency re-rank. ``ranker_path``: a model folder of your own; None: the one that ships.
-    ranker: RankerName = "fusion"
+    ranker: RankerName = "learned"
     ranker_path: Path | None = None
 
     def __post_init__(self) -> None:
