@@ -29,32 +29,46 @@ come from ``rag.text.sentences`` so that spans are comparable with the citations
 has no dates, so every question is asked as of 2005-12-31 and a title whose words name a
 period (which would leave every undated article out) is not used.
 
-Commands (from the repository root; the index is built once):
+The questions are split by the person asked about into a calibration half (63 positives, 19
+negatives, 46 people) and a report half (57, 21, 47), by the parity of the SHA-256 of the folded
+full name (``split_of``), so nobody is asked about in both. ``calibrate`` fits each lever's
+constants on the calibration half only (maximising recall + the "no statement" rate there; ties
+go to the smallest threshold, then the smallest weight) and gives every lever's figures on both
+halves; ``run`` reports all questions and each half (``summary_by_split``), ``report`` the
+hand-labelled precision likewise. The report half is the held-out figure; a figure over all
+questions includes the calibration data.
 
-    .venv/bin/rag reindex ../shared/datasets/bbc-news/articles.jsonl.gz --index bench-out/bbc/index --quiet
+Commands (from the repository root; the index is built once, again whenever quote extraction
+changes):
+
+    .venv/bin/rag reindex ../shared/datasets/bbc-news/articles.jsonl.gz --index bench-out/bbc/index --full --quiet
     .venv/bin/python bench/speaker_eval.py questions             # -> bench/results/speaker_eval_questions.json
     # baseline: the library as of commit 01f7c12 (before the speaker index), from a snapshot
     mkdir -p bench-out/baseline-src && git archive 01f7c12 rag | tar -x -C bench-out/baseline-src
     echo 01f7c12 > bench-out/baseline-src/COMMIT
     .venv/bin/python bench/speaker_eval.py run --index bench-out/bbc/index \\
         --code bench-out/baseline-src --name speaker_eval-baseline
+    .venv/bin/python bench/speaker_eval.py calibrate       # -> bench/results/speaker_calibration.json
     .venv/bin/python bench/speaker_eval.py run --index bench-out/bbc/index --name speaker_eval
     .venv/bin/python bench/speaker_eval.py run --name speaker_eval-whatif-0.30 --abstain-below 0.30
-    .venv/bin/python bench/speaker_eval.py diagnose --name speaker_eval   # why positives abstained
+    .venv/bin/python bench/speaker_eval.py diagnose --name speaker_eval   # why positives were missed
     .venv/bin/python bench/speaker_eval.py sheet --name speaker_eval-baseline   # what to label
     # label by hand in bench/results/speaker_eval_labels.json, then:
     .venv/bin/python bench/speaker_eval.py report --name speaker_eval-baseline
 
 Options: questions [--positives 120] [--negatives 40] [--seed 0] [--per-speaker 2];
 run [--limit N] [--k 8] [--code DIR] [--abstain-below T] (a what-if: the answerer's abstention
-threshold moved); sheet/report [--sentences N] [--seed 1] (label the answers, in a seeded
-order, until they hold N cited sentences; default 0: every answer to a positive question).
+threshold moved) [--ranker learned|fusion] (default: the library's); sheet/report
+[--sentences N] [--seed 1] (label the answers, in a seeded order, until they hold N cited
+sentences; default 0: every answer to a positive question); calibrate [--index DIR] [--k 8]
+[--ranker learned|fusion] [--name speaker_calibration].
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import random
 import re
@@ -438,6 +452,39 @@ def norm(text: str) -> str:
     return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold()))
 
 
+# -- the calibration split ----------------------------------------------------------------------
+SPLITS = ("calibration", "report")
+
+
+def split_of(person: str) -> str:
+    """The half a question belongs to, by the person it asks about, so that nobody is asked about
+    in both: the parity of the SHA-256 of the folded full name (fixed before anything was fitted).
+
+    >>> split_of("Tony Blair") in SPLITS
+    True
+    """
+    return SPLITS[int(hashlib.sha256(fold(person).encode()).hexdigest(), 16) % 2]
+
+
+def judge(q: dict[str, Any], answer: Any) -> dict[str, Any]:
+    """What an answer to question ``q`` scores: abstained, and for a positive whether it cites
+    one of X's own sentences in the named article (``hit``), as ``run`` records it."""
+    cites = [{"n": c.n, "article_id": c.article_id, "start": c.start, "end": c.end,
+              "quote": c.quote, "speaker": c.speaker} for c in answer.citations]
+    out: dict[str, Any] = {"abstained": answer.abstained, "citations": cites}
+    if q["kind"] == "positive":
+        spans = [(e["start"], e["end"]) for e in q["expected"]]
+        texts = {norm(e["text"]) for e in q["expected"]}
+        own = [c for c in cites if c["article_id"] == q["article_id"]]
+        out["hit"] = any(overlaps((c["start"], c["end"]), sp) for c in own for sp in spans)
+        out["hit_sampled"] = any(overlaps((c["start"], c["end"]), (q["sentence"]["start"], q["sentence"]["end"]))
+                                 for c in own)
+        # The same sentence cited in a near-identical copy of the article.
+        out["hit_any_copy"] = out["hit"] or any(norm(c["quote"]) in texts for c in cites)
+        out["cites_named_article"] = bool(own)
+    return out
+
+
 def run(args: argparse.Namespace) -> None:
     if args.code:
         sys.path.insert(0, str(Path(args.code).resolve()))
@@ -449,7 +496,7 @@ def run(args: argparse.Namespace) -> None:
     data = json.loads(QUESTIONS.read_text(encoding="utf-8"))
     questions = data["questions"][: args.limit] if args.limit else data["questions"]
     env = environment()
-    pipeline = Pipeline(Settings(index_dir=Path(args.index)))
+    pipeline = Pipeline(_settings(Settings, args))
     if args.abstain_below is not None:  # a what-if: the answerer's abstention threshold moved
         from dataclasses import replace
 
@@ -462,31 +509,22 @@ def run(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         answer = pipeline.ask(q["question"], k=args.k, as_of=AS_OF)
         seconds = time.perf_counter() - t
-        cites = [{"n": c.n, "article_id": c.article_id, "start": c.start, "end": c.end,
-                  "quote": c.quote, "speaker": c.speaker} for c in answer.citations]
+        judged = judge(q, answer)
+        cites = judged.pop("citations")
         for c in cites:
             other = c["speaker"] is not None and not (
                 same_person(q["person"], c["speaker"]) or same_person(q["speaker"], c["speaker"]))
             c["stored_speaker_is_other"] = other
             c["stored_speaker_is_asked"] = c["speaker"] is not None and not other
         rec: dict[str, Any] = {
-            "id": q["id"], "kind": q["kind"], "question": q["question"], "person": q["person"],
-            "article_id": q["article_id"], "abstained": answer.abstained, "answer": answer.text,
+            "id": q["id"], "kind": q["kind"], "split": split_of(q["person"]), "question": q["question"],
+            "person": q["person"], "article_id": q["article_id"], "answer": answer.text,
             "citations": cites, "ms": round(seconds * 1000, 1),
             "retrieved_named_article": any(h.article.id == q["article_id"] for h in answer.passages),
+            **judged,
         }
         if hasattr(answer, "speakers"):
             rec["speakers"] = [{"id": s.id, "name": s.name, "quotes": s.quotes} for s in answer.speakers]
-        if q["kind"] == "positive":
-            spans = [(e["start"], e["end"]) for e in q["expected"]]
-            texts = {norm(e["text"]) for e in q["expected"]}
-            own = [c for c in cites if c["article_id"] == q["article_id"]]
-            rec["hit"] = any(overlaps((c["start"], c["end"]), sp) for c in own for sp in spans)
-            rec["hit_sampled"] = any(overlaps((c["start"], c["end"]), (q["sentence"]["start"], q["sentence"]["end"]))
-                                     for c in own)
-            # The same sentence cited in a near-identical copy of the article.
-            rec["hit_any_copy"] = rec["hit"] or any(norm(c["quote"]) in texts for c in cites)
-            rec["cites_named_article"] = bool(own)
         records.append(rec)
         if i % 20 == 0:
             log(f"{i}/{len(questions)} asked")
@@ -498,8 +536,12 @@ def run(args: argparse.Namespace) -> None:
         "code_commit": (Path(args.code) / "COMMIT").read_text().strip()
         if args.code and (Path(args.code) / "COMMIT").exists() else env["git_commit"],
         "index": args.index,
-        "k": args.k, "as_of": AS_OF, "abstain_below": args.abstain_below, "environment": env,
+        "k": args.k, "as_of": AS_OF, "abstain_below": args.abstain_below,
+        "ranker": getattr(pipeline.settings, "ranker", None), "environment": env,
         "summary": summarise(records),
+        # The halves of bench/speaker_eval.py calibrate: constants are fitted on "calibration";
+        # "report" is the held-out figure, "summary" (all questions) includes calibration data.
+        "summary_by_split": {name: summarise([r for r in records if r["split"] == name]) for name in SPLITS},
         "records": records,
     }
     old = RESULTS / f"{args.name}.json"
@@ -607,6 +649,16 @@ def report(args: argparse.Namespace) -> None:
     result = json.loads(path.read_text(encoding="utf-8"))
     labels = json.loads(LABELS.read_text(encoding="utf-8"))["labels"]
     answers = sample(result["records"], args.sentences, args.seed)
+    result["labelled"] = {"rule": LABEL_RULE, "seed": args.seed, **labelled(answers, labels)}
+    if all("split" in r for r in answers):
+        result["labelled"]["by_split"] = {
+            name: labelled([r for r in answers if r["split"] == name], labels) for name in SPLITS}
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result["labelled"], indent=1, ensure_ascii=False))
+
+
+def labelled(answers: list[dict[str, Any]], labels: dict[str, Any]) -> dict[str, Any]:
+    """Hand-labelled precision of ``answers``' cited sentences, and the wrong ones."""
     counts: Counter[str] = Counter()
     wrong_answers, missing, examples = 0, 0, []
     for r in answers:
@@ -623,23 +675,216 @@ def report(args: argparse.Namespace) -> None:
                                  "said_by": label.get("said_by"), "stored_speaker": c["speaker"]})
         wrong_answers += wrong
     n = sum(counts.values())
-    result["labelled"] = {
-        "rule": LABEL_RULE, "seed": args.seed, "answers": len(answers), "sentences": n,
-        "unlabelled": missing, "labels": dict(counts),
+    return {
+        "answers": len(answers), "sentences": n, "unlabelled": missing, "labels": dict(counts),
         "precision_sentences": round(1 - counts["other"] / n, 3) if n else None,
         "precision_answers": round(1 - wrong_answers / len(answers), 3) if answers else None,
         "attributed_to_someone_else": examples,
     }
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result["labelled"], indent=1, ensure_ascii=False))
+
+
+# -- calibration ---------------------------------------------------------------------------------
+# Fixed before any half's figures were read, and not changed since: a lever's constants maximise
+# recall + the "no statement" rate on the calibration half; among equals, the smallest threshold
+# (the most answers), then the smallest weight.
+THRESHOLDS = tuple(round(0.15 + 0.01 * i, 2) for i in range(51))  # 0.15 .. 0.65
+WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+
+
+class _Memo:
+    """The answerer's embedder, embedding each distinct text once: the grid re-scores the same
+    sentences hundreds of times."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder, self.name, self.dimension = embedder, embedder.name, embedder.dimension
+        self._vectors: dict[str, Any] = {}
+
+    def embed_batch(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        todo = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if todo:
+            self._vectors.update(zip(todo, self.embedder.embed_batch(todo)))
+        return np.stack([self._vectors[t] for t in texts])
+
+
+@dataclass
+class _Prepared:
+    """One question, retrieved once: what ``Pipeline.compose`` hands the answerer."""
+
+    q: dict[str, Any]
+    split: str
+    hits: list[Any]
+    quotes: list[Any]
+    asked: Any
+    topic: list[float] | None  # closeness of Y to the passages' stored vectors (what ships)
+    topic_free: list[float] | None  # ... to the passage text alone, without the article title
+
+
+def _rates(rows: list[tuple[_Prepared, dict[str, Any]]]) -> dict[str, Any]:
+    pos = [j for p, j in rows if p.q["kind"] == "positive"]
+    neg = [j for p, j in rows if p.q["kind"] == "negative"]
+    return {"positives": len(pos), "negatives": len(neg),
+            "recall": round(sum(j["hit"] for j in pos) / len(pos), 3) if pos else None,
+            "no_statement": round(sum(j["abstained"] for j in neg) / len(neg), 3) if neg else None,
+            "hits": sum(j["hit"] for j in pos), "negatives_abstained": sum(j["abstained"] for j in neg)}
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    """Fit each lever's constants on the calibration half, through the library's own answerer
+    (``ExtractiveAnswerer.answer`` and ``settle``, as ``Pipeline.compose`` calls them, on
+    passages retrieved once), and give every lever's figures on both halves at those constants."""
+    from dataclasses import replace
+
+    from rag import Pipeline, Settings
+    from rag.answer.extractive import ABSTAIN_TEXT, AnswerSettings, ExtractiveAnswerer
+    from rag.text.words import content_words
+
+    questions = json.loads(QUESTIONS.read_text(encoding="utf-8"))["questions"]
+    pipeline = Pipeline(_settings(Settings, args))
+    memo = _Memo(pipeline.answerer().embedder)
+    prepared: list[_Prepared] = []
+    for q in questions:
+        hits, _ = pipeline.retrieve(q["question"], args.k, AS_OF)
+        quotes = pipeline.index().store.quotes_for(sorted({h.article.id for h in hits}))
+        asked = pipeline._asked(q["question"], hits, quotes)
+        topic = pipeline._topic(asked, hits)
+        free = None
+        if topic is not None:
+            vectors = pipeline.query_embedder.embed_batch([asked.topic] + [h.chunk.text for h in hits])
+            free = (vectors[1:] @ vectors[0]).tolist()
+        prepared.append(_Prepared(q, split_of(q["person"]), hits, quotes, asked, topic, free))
+    log(f"{len(prepared)} questions retrieved")
+
+    def answers(settings: AnswerSettings, topic: str | None) -> list[tuple[_Prepared, Any]]:
+        answerer = ExtractiveAnswerer(memo, content_words, settings)
+        out = []
+        for p in prepared:
+            closeness = {"stored": p.topic, "title-free": p.topic_free, None: None}[topic]
+            answer = answerer.answer(p.q["question"], p.hits, p.quotes, as_of=AS_OF,
+                                     speaker=p.asked.speaker if p.asked else None, topic=closeness)
+            out.append((p, answer))
+        return out
+
+    def figures(answered: list[tuple[_Prepared, Any]]) -> dict[str, dict[str, Any]]:
+        judged = [(p, judge(p.q, p.asked.settle(a) if p.asked else a)) for p, a in answered]
+        return {name: _rates([(p, j) for p, j in judged if p.split == name]) for name in SPLITS} | {
+            "all (includes calibration)": _rates(judged)}
+
+    def fit(grid: list[tuple[dict[str, float], dict[str, dict[str, Any]]]]) -> dict[str, Any]:
+        def objective(item: tuple[dict[str, float], dict[str, dict[str, Any]]]) -> tuple[float, ...]:
+            constants, f = item
+            cal = f["calibration"]
+            j = cal["hits"] / cal["positives"] + cal["negatives_abstained"] / cal["negatives"]
+            return (-round(j, 9), *constants.values())
+        constants, f = min(grid, key=objective)
+        return {"fitted": constants, **f}
+
+    base = AnswerSettings()
+    levers: dict[str, Any] = {}
+    # Levers 1 and 2, and the rule before, re-decide the answerer's own scores: it composes as
+    # usual without abstaining, and the lever abstains when the relevance it reads is below T
+    # (the best-scored sentence's, as before this change; or that of X's best sentence).
+    never = replace(base, abstain_below=-1.0)
+    plain = answers(never, None)
+    answerer = ExtractiveAnswerer(memo, content_words, never)
+    anchor_rel: list[float] = []
+    own_rel: list[float] = []
+    for p, _ in plain:
+        speaker = p.asked.speaker if p.asked else None
+        scored = answerer._score(p.q["question"], answerer._candidates(p.hits, p.quotes), speaker)
+        anchor = max(scored, key=lambda c: c.score - c.novelty) if scored else None
+        theirs = answerer._theirs(p.q["question"], scored, speaker)
+        anchor_rel.append(anchor.relevance if anchor else -1.0)
+        own_rel.append(max(c.relevance for c in theirs) if theirs else anchor_rel[-1])
+
+    def declined(answer: Any) -> Any:
+        return replace(answer, text=ABSTAIN_TEXT, abstained=True, citations=[])
+
+    def decided(relevance: list[float], t: float) -> list[tuple[_Prepared, Any]]:
+        return [(p, a if r >= t else declined(a)) for (p, a), r in zip(plain, relevance)]
+
+    levers["before: the general threshold on the best-scored sentence"] = {
+        "fitted": {"abstain_below": base.abstain_below}, **figures(decided(anchor_rel, base.abstain_below))}
+    levers["1. a speaker threshold on the best-scored sentence"] = fit(
+        [({"abstain_below": t}, figures(decided(anchor_rel, t))) for t in THRESHOLDS])
+    levers["2. a speaker threshold on X's best sentence"] = fit(
+        [({"abstain_below": t}, figures(decided(own_rel, t))) for t in THRESHOLDS])
+    log("levers 1-2 done")
+    # The story levers run the answerer itself, with the settings that ship changed.
+    stories = (
+        ("3. the story alone: X quoted in a passage close to Y", "stored", (0.0,), 9.0),
+        (f"4. X's best sentence relevant (general {base.abstain_below}) or in a story close to Y, "
+         "X's sentences from it first (what ships)", "stored", WEIGHTS, base.abstain_below),
+        ("control: 4 with the passage text alone, without its article title (not shippable: "
+         "embeds 8 passages per question)", "title-free", WEIGHTS, base.abstain_below))
+    for name, topic, weights, below in stories:
+        levers[name] = fit([
+            ({"speaker_topic_min": t, "speaker_topic_weight": w},
+             figures(answers(replace(base, abstain_below=below, speaker_topic_min=t,
+                                     speaker_topic_weight=w), topic)))
+            for w in weights for t in THRESHOLDS])
+        log(f"{name[:40]} done")
+    shipped = levers[stories[1][0]]["fitted"]
+    levers["the library's defaults (AnswerSettings)"] = {
+        "fitted": {"speaker_topic_min": base.speaker_topic_min, "speaker_topic_weight": base.speaker_topic_weight},
+        **figures(answers(base, "stored"))}
+    # The questions name the article's own title as Y, and a stored passage vector embeds that
+    # title: the positives' closeness is higher than a question worded otherwise would get. A
+    # bound: the shipped constants on closeness to the passage text alone.
+    levers["stress: 4 at its fitted constants, on closeness to the passage text alone (as if the "
+           "title matched Y no better than the text)"] = {
+        "fitted": shipped, **figures(answers(replace(base, **shipped), "title-free"))}
+    defaults = {"speaker_topic_min": base.speaker_topic_min, "speaker_topic_weight": base.speaker_topic_weight}
+    sweep = {f"{t:.2f}": figures(answers(replace(base, speaker_topic_min=t,
+                                                 speaker_topic_weight=shipped["speaker_topic_weight"]), "stored"))
+             ["calibration"] for t in THRESHOLDS}
+    closeness = {kind: {split: [round(max((t for h, t in zip(p.hits, p.topic) if _quotes_asked(p, h)),
+                                          default=float("nan")), 3)
+                                for p in prepared if p.q["kind"] == kind and p.split == split and p.topic]
+                        for split in SPLITS} for kind in ("positive", "negative")}
+    result = {
+        "about": "bench/speaker_eval.py calibrate: each lever's constants fitted on the calibration half",
+        "command": " ".join(sys.argv), "index": args.index, "k": args.k, "as_of": AS_OF,
+        "ranker": pipeline.settings.ranker,
+        "split": "by the person asked about: parity of sha256(folded full name); 0 = calibration",
+        "criterion": "max recall + no-statement rate on the calibration half; ties: smallest threshold, "
+                     "then smallest weight",
+        "counts": {name: {"positives": sum(p.split == name and p.q["kind"] == "positive" for p in prepared),
+                          "negatives": sum(p.split == name and p.q["kind"] == "negative" for p in prepared),
+                          "people": len({p.q["person"] for p in prepared if p.split == name})}
+                   for name in SPLITS},
+        "levers": levers,
+        "shipped": {"fitted": shipped, "library_defaults": defaults, "defaults_match": shipped == defaults},
+        "sweep_calibration_at_fitted_weight": sweep,
+        "closeness_of_xs_best_passage": {k: {s: sorted(v) for s, v in d.items()} for k, d in closeness.items()},
+        "environment": environment(),
+    }
+    finish(args.name, result)
+    for name, lever in levers.items():
+        print(f"{name}\n   {lever['fitted']}  " + "  ".join(
+            f"{k}: recall {v['recall']} / no statement {v['no_statement']}"
+            for k, v in lever.items() if k != "fitted"))
+    print("library defaults match the fit:", shipped == defaults, defaults)
+
+
+def _quotes_asked(p: _Prepared, hit: Any) -> bool:
+    """Whether ``hit`` holds a stored quote by a person the question may mean."""
+    ids = {s.id for s in p.asked.candidates}
+    return any(p.asked.speakers.speaker_of(q.speaker) is not None
+               and p.asked.speakers.speaker_of(q.speaker).id in ids
+               and q.article_id == hit.article.id and hit.chunk.start <= q.start < hit.chunk.end
+               for q in p.quotes)
 
 
 # -- why positives are declined ----------------------------------------------------------------
 def diagnose(args: argparse.Namespace) -> None:
-    """For each positive question the run abstained on: whether X's expected sentence was among
-    the answerer's candidates and its shortlist, its relevance, and the relevance of the sentence
-    the abstention was decided on. It reaches into the answerer (``_candidates``, ``_score``,
-    ``Pipeline._asked``) on purpose, to read the very scores ``ask`` used; working tree only."""
+    """For each positive question the run missed (declined, or answered without X's sentence of
+    the named article): whether the named article was retrieved, whether X's expected sentence was
+    among the answerer's candidates and its shortlist, its relevance and its passage's closeness to
+    Y, and the relevance and closeness the answer was decided on (X's best). It reaches into the
+    answerer (``_candidates``, ``_score``, ``_theirs``) and the pipeline (``_asked``, ``_topic``)
+    on purpose, to read the very scores ``ask`` used; working tree only."""
     from rag import Pipeline, Settings
 
     path = RESULTS / f"{args.name}.json"
@@ -649,42 +894,56 @@ def diagnose(args: argparse.Namespace) -> None:
     answerer = pipeline.answerer()
     rows = []
     for r in result["records"]:
-        if r["kind"] != "positive" or not r["abstained"]:
+        if r["kind"] != "positive" or r["hit"]:
             continue
         q = questions[r["id"]]
         hits, _ = pipeline.retrieve(q["question"], result["k"], AS_OF)
         quotes = pipeline.index().store.quotes_for(sorted({h.article.id for h in hits}))
         asked = pipeline._asked(q["question"], hits, quotes)
+        speaker = asked.speaker if asked else None
+        topic = pipeline._topic(asked, hits)
+        closeness = {h.chunk.id: t for h, t in zip(hits, topic)} if topic is not None else {}
         spans = [(e["start"], e["end"]) for e in q["expected"]]
 
         def expected(c: Any, q: dict[str, Any] = q, spans: list[tuple[int, int]] = spans) -> bool:
             return c.hit.article.id == q["article_id"] and any(overlaps((c.start, c.end), sp) for sp in spans)
 
         candidates = answerer._candidates(hits, quotes)
-        shortlist = answerer._score(q["question"], candidates, asked.speaker if asked else None)
-        anchor = max(shortlist, key=lambda c: c.score - c.novelty) if shortlist else None
+        shortlist = answerer._score(q["question"], candidates, speaker, closeness or None)
+        theirs = answerer._theirs(q["question"], shortlist, speaker)
         own = [c for c in shortlist if expected(c)]
         rows.append({
-            "id": r["id"], "question": q["question"],
+            "id": r["id"], "split": r.get("split"), "question": q["question"], "abstained": r["abstained"],
             "named_article_retrieved": any(h.article.id == q["article_id"] for h in hits),
             "expected_in_candidates": any(expected(c) for c in candidates),
             "expected_in_shortlist": bool(own),
             "expected_relevance": round(max(c.relevance for c in own), 3) if own else None,
-            "anchor_relevance": round(anchor.relevance, 3) if anchor else None,
-            "anchor_is_expected": bool(anchor and expected(anchor)),
+            "expected_closeness": round(max(closeness.get(c.hit.chunk.id, 0.0) for c in own), 3)
+            if own and closeness else None,
+            "x_best_relevance": round(max(c.relevance for c in theirs), 3) if theirs else None,
+            "x_best_closeness": round(max(closeness.get(c.hit.chunk.id, 0.0) for c in theirs), 3)
+            if theirs and closeness else None,
+            "cited": [c["quote"][:160] for c in r["citations"]],
         })
-    rel = [x["expected_relevance"] for x in rows if x["expected_relevance"] is not None]
-    result["abstention_diagnosis"] = {
+    result["diagnosis"] = {
         "abstain_below": answerer.settings.abstain_below,
-        "abstained_positives": len(rows),
+        "speaker_topic_min": answerer.settings.speaker_topic_min,
+        "missed_positives": len(rows),
+        "declined": sum(x["abstained"] for x in rows),
         "named_article_retrieved": sum(x["named_article_retrieved"] for x in rows),
         "expected_in_shortlist": sum(x["expected_in_shortlist"] for x in rows),
-        "expected_relevance_min_max": [min(rel), max(rel)] if rel else None,
-        "expected_at_or_above_threshold": sum(v >= answerer.settings.abstain_below for v in rel),
         "questions": rows,
     }
+    result.pop("abstention_diagnosis", None)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in result["abstention_diagnosis"].items() if k != "questions"}, indent=1))
+    print(json.dumps(result["diagnosis"], indent=1, ensure_ascii=False))
+
+
+def _settings(settings: Any, args: argparse.Namespace) -> Any:
+    """The library's Settings for ``args.index``: its defaults, but the passage ranker when
+    ``--ranker`` names one (a snapshot of an older library may have no such setting)."""
+    chosen = {"ranker": args.ranker} if getattr(args, "ranker", None) else {}
+    return settings(index_dir=Path(args.index), **chosen)
 
 
 def _date(day: str) -> date:
@@ -707,6 +966,7 @@ def main() -> None:
     r.add_argument("--k", type=int, default=8)
     r.add_argument("--abstain-below", type=float, help="what-if: the extractive answerer's "
                    "abstention threshold (AnswerSettings.abstain_below) set to this")
+    r.add_argument("--ranker", choices=("learned", "fusion"), help="the passage ranker (default: the library's)")
     for name in ("sheet", "report"):
         p = sub.add_parser(name)
         p.add_argument("--name", default="speaker_eval")
@@ -715,9 +975,14 @@ def main() -> None:
         p.add_argument("--seed", type=int, default=1)
     d = sub.add_parser("diagnose")
     d.add_argument("--name", default="speaker_eval")
+    c = sub.add_parser("calibrate")
+    c.add_argument("--index", default="bench-out/bbc/index")
+    c.add_argument("--k", type=int, default=8)
+    c.add_argument("--ranker", choices=("learned", "fusion"), help="the passage ranker (default: the library's)")
+    c.add_argument("--name", default="speaker_calibration")
     args = parser.parse_args()
     {"questions": make_questions, "run": run, "sheet": sheet, "report": report,
-     "diagnose": diagnose}[args.cmd](args)
+     "diagnose": diagnose, "calibrate": calibrate}[args.cmd](args)
 
 
 if __name__ == "__main__":

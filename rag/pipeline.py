@@ -34,9 +34,10 @@ from rag.search.asof import search_as_of
 from rag.search.rerank import PassageRanker
 from rag.search.retrieve import check_query, make_filter, search
 from rag.search.speakers import SpeakerIndex
+from rag.search.topic import closeness
 from rag.settings import SearchMode, Settings
 from rag.text.dates import parse_date
-from rag.text.quotes import asked_speaker
+from rag.text.quotes import asked_speaker, asked_topic
 from rag.text.words import content_words
 
 if TYPE_CHECKING:
@@ -243,7 +244,8 @@ class Pipeline:
         if chosen is not None:
             answer = chosen.answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker)
         else:
-            answer = self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker)
+            answer = self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker,
+                                            topic=self._topic(asked, hits))
         return asked.settle(answer) if asked else answer
 
     def compose_stream(self, question: str, hits: Sequence[Hit], as_of: date,
@@ -258,7 +260,8 @@ class Pipeline:
             for item in chosen.stream(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker):
                 yield asked.settle(item) if asked and isinstance(item, Answer) else item
         else:
-            answer = self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker)
+            answer = self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker,
+                                            topic=self._topic(asked, hits))
             yield asked.settle(answer) if asked else answer
 
     def _asked(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote]) -> _Asked | None:
@@ -268,7 +271,15 @@ class Pipeline:
             return None
         speakers = self.speaker_index()
         candidates = speakers.resolve(name)
-        return _Asked(name, candidates, speakers.quoted_in(candidates, hits, quotes), speakers)
+        return _Asked(name, candidates, speakers.quoted_in(candidates, hits, quotes), speakers,
+                      asked_topic(question))
+
+    def _topic(self, asked: _Asked | None, hits: Sequence[Hit]) -> list[float] | None:
+        """For "What did X say about Y?" where the passages quote X: how close each of ``hits``
+        is to Y (rag.search.topic), which the extractive answerer decides on; else None."""
+        if asked is None or not asked.quoted or asked.topic is None:
+            return None
+        return closeness(self.index(), self.query_embedder, asked.topic, hits)
 
     def _chosen(self, answerer: str) -> LLMAnswerer | None:
         if answerer not in ANSWERERS:
@@ -409,6 +420,7 @@ class _Asked:
     candidates: list[Speaker]  # the quoted people it fits, most quoted first
     quoted: bool  # whether the passages hold a quote by one of them
     speakers: SpeakerIndex
+    topic: str | None = None  # what X's words are asked about: "Iraq" in "What did X say about Iraq?"
 
     @property
     def speaker(self) -> str | None:

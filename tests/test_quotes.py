@@ -7,7 +7,7 @@ import pytest
 import rag.text.quotes
 from conftest import AP_FED, BBC_ARMS, CNN_FORMULA, REUTERS_CITY, SEED, UNDATED_LOCAL
 from rag.models import Article, Quote
-from rag.text.quotes import asked_speaker, extract_quotes, person_key, same_person
+from rag.text.quotes import asked_speaker, asked_topic, extract_quotes, person_key, same_person
 
 
 def quotes(text: str) -> list[tuple[str | None, str, str]]:
@@ -130,6 +130,51 @@ def test_who_a_single_sentence_credits(sentence, speaker, kind):
     assert [(s, k) for s, k, _ in quotes(sentence)] == [(speaker, kind)]
 
 
+# -- British titles, parties and offices (BBC News) ---------------------------------------------
+@pytest.mark.parametrize("sentence, speaker", [
+    ("Chancellor of the Exchequer Gordon Brown said the summit had gone well.", "Gordon Brown"),
+    ("\u201cIt is a first,\u201d said UK Chancellor of the Exchequer Gordon Brown.", "Gordon Brown"),
+    ("Tory Dominic Grieve said the plan was flawed.", "Dominic Grieve"),
+    ("Fellow Lib Dem Norman Baker said the episode was unflattering.", "Norman Baker"),
+    ("\u201cThis is typical of Lib Dem hypocrisy,\u201d said Tory shadow local government secretary "
+     "Caroline Spelman.", "Caroline Spelman"),
+    ("\u201cI'm extremely disappointed,\u201d said Rangers manager Alex McLeish of Novo's punishment.",
+     "Alex McLeish"),
+    ("The Higher Education Minister, Kim Howells, said the schools were improving.", "Kim Howells"),
+    ("Scottish Finance Minister, Tom McCabe MSP, said the sum was an increase.", "Tom McCabe"),
+    ("Ben Emmerson QC, representing seven of the detainees, said the men were held without trial.",
+     "Ben Emmerson"),
+])
+def test_a_title_party_or_honour_around_a_name_is_no_part_of_it(sentence, speaker):
+    assert [s for s, _, _ in quotes(sentence)] == [speaker]
+
+
+def test_an_office_named_after_its_holder_is_not_the_holder_of_an_earlier_one():
+    assert quotes("Health Minister Andy Kerr spoke first. Scottish Finance Minister, Tom McCabe MSP, "
+                  "said the sums were fine.") == [
+        ("Tom McCabe", "reported", "Scottish Finance Minister, Tom McCabe MSP, said the sums were fine."),
+    ]
+
+
+def test_a_party_or_an_office_is_never_a_person():
+    # The party speaks for itself, and "he" is nobody it names.
+    assert quotes("A judge should look into the affair, the Lib Dems say. \u201cWe want answers,\u201d he said.") == [
+        ("Lib Dems", "reported", "A judge should look into the affair, the Lib Dems say."),
+    ]
+    # An office alone is its holder only where the article named one.
+    assert quotes("The Culture Secretary said the move showed she listened to critics.") == []
+    assert quotes("Culture Secretary Tessa Jowell was in Leeds. The Culture Secretary said she listened.") == [
+        ("Tessa Jowell", "reported", "The Culture Secretary said she listened."),
+    ]
+
+
+def test_he_is_the_person_named_after_a_party_and_a_role():
+    assert quotes("Lib Dem leader Charles Kennedy repeated his call for a pause. "
+                  "He told the BBC that the plan was wrong.") == [
+        ("Charles Kennedy", "continued", "He told the BBC that the plan was wrong."),
+    ]
+
+
 def test_a_pronoun_continues_the_last_speaker():
     assert quotes("Chancellor Olaf Scholz said the plan was sound. "
                   "He added that Germany would pay its share. Markets rose.") == [
@@ -224,6 +269,21 @@ def test_asked_speaker(question, person):
     assert asked_speaker(question) == person
 
 
+@pytest.mark.parametrize("question, topic", [
+    ("What did Charles Kennedy say about Lib Dems target first-time buyers?", "Lib Dems target first-time buyers"),
+    ("What did Moyes say about Moyes U-turn on Beattie dismissal?", "Moyes U-turn on Beattie dismissal"),
+    ("What does Secretary Antony Blinken think of the deal?", "the deal"),
+    ("What has Park Jin said on North Korea?", "North Korea"),
+    ("What did Blair say on Monday about Iraq?", "Iraq"),
+    ("what did blinken say about china", "china"),
+    ("What did Blinken say?", None),
+    ("How did Powell describe inflation?", None),
+    ("Which world leader did Boris Johnson accuse of being a bully?", None),
+])
+def test_asked_topic(question, topic):
+    assert asked_topic(question) == topic
+
+
 @pytest.mark.parametrize("asked, speaker, same", [
     ("Blinken", "Antony Blinken", True),
     ("Park", "Park Jin", True),
@@ -245,7 +305,8 @@ def test_same_person(asked, speaker, same):
 
 # -- the module itself ------------------------------------------------------------------------
 def test_public_surface():
-    assert rag.text.quotes.__all__ == ["asked_speaker", "extract_quotes", "name_key", "person_key", "same_person"]
+    assert rag.text.quotes.__all__ == [
+        "asked_speaker", "asked_topic", "extract_quotes", "name_key", "person_key", "same_person"]
 
 
 @pytest.mark.parametrize("speaker, key", [
@@ -260,6 +321,16 @@ def test_public_surface():
     ("National Intelligence Service", ()),
     ("NASA", ()),
     (None, ()),
+    # Titles and parties, as indexes built before they were known hold them.
+    ("Exchequer Gordon Brown", ("gordon", "brown")),
+    ("Tory Dominic Grieve", ("dominic", "grieve")),
+    ("Lib Dems", ()),
+    ("New Labour", ()),
+    ("Senior Tories", ()),
+    ("Tory", ()),
+    ("Minister", ()),
+    ("Culture Secretary", ()),
+    ("Mervyn King", ("mervyn", "king")),
 ])
 def test_person_key_names_people_and_no_other_source(speaker, key):
     assert person_key(speaker) == key

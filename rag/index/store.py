@@ -131,6 +131,15 @@ class Store:
                 found[row] = (Chunk(cid, aid, pos, start, end, text), aid)
         return found
 
+    def rows_of(self, chunk_ids: Sequence[str]) -> dict[str, int]:
+        """``{chunk id: row}`` for the chunks stored under ``chunk_ids`` (unknown ids left out)."""
+        found: dict[str, int] = {}
+        for lo in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[lo:lo + 500])
+            marks = ",".join("?" * len(part))
+            found.update(self._db.execute(f"SELECT id, row FROM chunks WHERE id IN ({marks})", part))
+        return found
+
     def chunk_metadata(self) -> Iterator[tuple[int, str | None, str | None]]:
         """``(row, published_at, source)`` for every chunk, in row order, for filter masks."""
         yield from self._db.execute(

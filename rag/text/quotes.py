@@ -48,7 +48,7 @@ from rag.models import Article, Quote
 from rag.text.sentences import split_sentences
 from rag.text.words import FUNCTION_WORDS, NAME_ABBREVIATIONS, NAME_LEAD_WORDS
 
-__all__ = ["asked_speaker", "extract_quotes", "name_key", "person_key", "same_person"]
+__all__ = ["asked_speaker", "asked_topic", "extract_quotes", "name_key", "person_key", "same_person"]
 
 Kind = Literal["direct", "reported", "continued"]
 
@@ -73,8 +73,32 @@ actor actress singer rapper comedian author writer novelist artist musician anal
 strategist lawyer reporter journalist host anchor producer filmmaker designer chef quarterback
 pitcher striker player golfer goalkeeper driver star activist researcher scientist owner investor
 billionaire entrepreneur historian clerk recorder auditor treasurer assessor comptroller
-administrator superintendent surgeon provost dean rector trustee regent
+administrator superintendent surgeon provost dean rector trustee regent correspondent exchequer shadow
+tory lib dem
 """.split())
+
+# Party words: before a name they are a title ("Tory Dominic Grieve", "Lib Dem Norman Baker"),
+# and a run made of them is a party, never a person ("the Lib Dems say", "New Labour", "Senior
+# Tories"). No one's surname is one of them.
+_PARTY = frozenset("""
+tory tories labour conservative conservatives democrat democrats dem dems lib liberal liberals
+republican republicans unionist unionists nationalist nationalists
+""".split())
+# Offices that are never a surname: a run that ends with one names the office, not its holder
+# ("the Culture Secretary", "Scottish Finance Minister"), unlike "Mervyn King" or "Jim Press".
+_OFFICES = frozenset("""
+minister secretary undersecretary secretary-general president vice-president premier chancellor
+spokesman spokeswoman spokesperson chairman chairwoman chairperson commissioner ambassador
+correspondent exchequer
+""".split())
+# The same offices in the plural: a group ("MPs said", "Ministers say"), never one person.
+_OFFICE_GROUPS = frozenset("""
+ministers secretaries presidents spokesmen chairmen commissioners ambassadors correspondents mps
+msps meps
+""".split())
+# Honours after a name, no part of it: "Guy Mansfield QC". ("MP" is left alone: "the Salford MP"
+# is a seat.)
+_POST_NOMINALS = frozenset("QC KC OBE MBE CBE".split())
 
 # A word in a run that marks an organisation or a place: such runs are not collected as people.
 _NOT_PERSON = frozenset("""
@@ -92,7 +116,8 @@ mountain valley bay beach coast sea ocean region peninsula covid covid-19 omicro
 twitter facebook instagram youtube google apple microsoft amazon tesla state global world
 organization organisation administration bureau program programme project fund board alliance
 coalition federation system systems laboratory laboratories clinic archives centers institutes
-""".split()) | {m for m in NAME_LEAD_WORDS if m.isalpha() and len(m) > 2 and m not in {"may", "the"}}
+""".split()) | {m for m in NAME_LEAD_WORDS if m.isalpha() and len(m) > 2 and m not in {"may", "the"}} \
+    | _PARTY | _OFFICE_GROUPS
 
 # The shared word lists (rag.text.words) as this module matches them: a regex, and a set.
 _FUNC = "(?:" + "|".join(FUNCTION_WORDS) + ")"
@@ -210,6 +235,8 @@ _SUBJECT = re.compile(
 _RUN_RE = re.compile(_RUN)
 _LONG_RUN = re.compile(rf"{_TOKEN}(?:[ \t\u00a0]+(?:(?:{_CONNECTOR}|and|&)[ \t\u00a0]+)?{_TOKEN})+")
 _NAME_AT_START = re.compile(rf"[^\w\x01\"\u201c]*(?:[{_UP}][^,\x01]{{0,40}},\s+)?({_RUN})\s+[a-z]")
+# "Lib Dem leader Charles Kennedy repeated ...": a name after a party or body and a role.
+_ROLE_NAME = re.compile(rf"\s+((?:[a-z][\w\-]*\s+){{1,3}})({_RUN})\s+[a-z]")
 _LINE = re.compile(r"[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 _QUOTE_MARK = re.compile("[\u201c\u201d\"\u2018\u2019']")
 _OPENS_WITH_QUOTE = re.compile("[\\s\u2014\u2013-]*[\u201c\u201d\"\u2018']")
@@ -225,6 +252,14 @@ _ASK_NOUN = re.compile(
     re.I,
 )
 _ASK_ACCORDING = re.compile(r"\baccording to\s+(?P<who>[^?,]{1,80}?)\s*(?:,|\?|$)", re.I)
+# The topic of "What did X say about Y?": "about" (or "regarding", "concerning") anywhere after
+# the verb, else "on", "of" or "over" right after it ("What does X think of Y?").
+_ASK_ABOUT = re.compile(
+    rf"^\W*(?:what|how)\b.{{0,120}}?\b(?:{_QUESTION_VERBS})\b.*?\b(?:about|regarding|concerning)\s+"
+    r"(?P<topic>[^?]*?\w[^?]*?)[\s?.!]*$", re.I | re.S)
+_ASK_ON = re.compile(
+    rf"^\W*(?:what|how)\b.{{0,120}}?\b(?:{_QUESTION_VERBS})\s+(?:on|of|over)\s+"
+    r"(?P<topic>[^?]*?\w[^?]*?)[\s?.!]*$", re.I | re.S)
 
 _QUOTE_CLOSERS = "\u201d\"\u2019'"
 _CLAUSE_BREAKS = ",;:(\u2014\u2013" + _QUOTE_CLOSERS
@@ -299,6 +334,21 @@ def asked_speaker(question: str) -> str | None:
     return None
 
 
+def asked_topic(question: str) -> str | None:
+    """What a "What did X say about Y?" question asks X's words to be about (Y), else None.
+
+    >>> asked_topic("What did Blinken say about China's role?")
+    "China's role"
+    >>> asked_topic("What does Secretary Blinken think of the deal?"), asked_topic("What did Blinken say?")
+    ('the deal', None)
+    """
+    for pattern in (_ASK_ABOUT, _ASK_ON):
+        m = pattern.match(question)
+        if m:
+            return m.group("topic").strip()
+    return None
+
+
 def same_person(asked: str, speaker: str | None) -> bool:
     """Whether ``speaker`` (as stored) is the person ``asked`` names.
 
@@ -330,12 +380,16 @@ def person_key(speaker: str | None) -> tuple[str, ...]:
 
     >>> person_key("Mr. Tony Blair"), person_key("José Pérez"), person_key("Joe R. Biden")
     (('tony', 'blair'), ('jose', 'perez'), ('joe', 'biden'))
-    >>> person_key("an NIS official"), person_key("National Intelligence Service")
-    ((), ())
+    >>> person_key("an NIS official"), person_key("National Intelligence Service"), person_key("Lib Dems")
+    ((), (), ())
     """
-    if not speaker or not same_person(speaker, speaker) or any(
-        _norm(t) in _NOT_PERSON or (len(t) > 1 and t.isupper() and t.isalpha()) for t in speaker.split()
-    ):
+    if not speaker or not same_person(speaker, speaker):
+        return ()
+    words = speaker.split()
+    while len(words) > 1 and _is_title(words[0]):
+        words.pop(0)  # "Tory Dominic Grieve", as indexes built before party words were titles hold it
+    if any(_norm(t) in _NOT_PERSON or (len(t) > 1 and t.isupper() and t.isalpha()) for t in words) \
+            or _norm(words[-1]) in _OFFICES:
         return ()
     return name_key(speaker)
 
@@ -372,15 +426,16 @@ def _split_run(run: str) -> tuple[list[str], list[str]]:
     tokens = run.split()
     while tokens and (_norm(tokens[0]) in NAME_LEAD_WORDS or tokens[0] in _CONNECTORS):
         tokens.pop(0)
-    while tokens and (_norm(tokens[-1]) in _TIME_WORDS or tokens[-1] in _JOINERS):
+    while tokens and (_norm(tokens[-1]) in _TIME_WORDS or tokens[-1] in _JOINERS
+                      or (len(tokens) > 1 and tokens[-1] in _POST_NOMINALS)):
         tokens.pop()
     cut = -1
     for i, token in enumerate(tokens[:-1]):
         if _is_title(token) or (len(token) > 1 and token.isupper() and token.isalpha()) \
                 or (re.search(_POSSESSIVE + "$", token) and len(tokens) - i > 2):
             cut = i  # "Minister Park Jin", "Tesla TSLA Dan Ives", "Politico’s Jack Shafer"
-    if all(_is_title(t) for t in tokens):
-        return tokens, []
+    if all(_is_title(t) for t in tokens) or (tokens and _norm(tokens[-1]) in _OFFICES):
+        return tokens, []  # "Minister", "the Culture Secretary": an office, whoever holds it
     name = tokens[cut + 1:]
     if name and name[0] in ("of", "for") and len(name) > 3:
         name = name[-2:]  # "Director of National Intelligence Avril Haines"
@@ -508,9 +563,16 @@ class _Context:
         """Note a person who opens a sentence, as "He said ..." may follow."""
         m = _NAME_AT_START.match(sentence)
         if m:
+            at = m.start(1)
             _, name = _split_run(m.group(1))
+            lead = any(_norm(t) not in NAME_LEAD_WORDS for t in m.group(1).split())
+            if lead and (not name or _norm(name[-1]) in _NOT_PERSON):
+                role = _ROLE_NAME.match(sentence, m.end(1))
+                if role and not any(w in _FUNCTION_WORDS for w in role.group(1).split()):
+                    at = role.start(2)
+                    _, name = _split_run(role.group(2))
             if name:
-                full = names.resolve(name, start + m.start(1))
+                full = names.resolve(name, start + at)
                 if tuple(full.split()) in names.people:
                     self._mention(full)
 
@@ -589,9 +651,12 @@ def _resolve_match(m: re.Match[str], offset: int, names: _Names, context: _Conte
     at = offset + m.start(group)
     speaker, is_person = _classify(m.group(group), group, at, names)
     appos = m.group("appos")
-    if appos and not is_person:
-        # "Carragher's attorney, Donald Temple, said": the apposition names the speaker.
-        inner = appos.strip(", ")
+    if appos and (not is_person or _bare_office(m.group(group))):
+        # "Carragher's attorney, Donald Temple, said": the apposition names the speaker; so it
+        # does after an office ("The Higher Education Minister, Kim Howells, said"), whoever
+        # held that office earlier in the article. An apposition's seat letters are no part of
+        # the name ("Scottish Finance Minister, Tom McCabe MSP, said").
+        inner = re.sub(r"\s+(?:MP|MSP|MEP|MLA)$", "", appos.strip(", "))
         if _RUN_RE.fullmatch(inner):
             named, person = _classify(inner, "name", at, names)
             if person:
@@ -600,6 +665,12 @@ def _resolve_match(m: re.Match[str], offset: int, names: _Names, context: _Conte
         return None
     context.said(speaker, is_person)
     return speaker, False
+
+
+def _bare_office(phrase: str) -> bool:
+    """Whether ``phrase`` names an office and nobody in it: "The Culture Secretary", "Minister"."""
+    tokens = [t for t in phrase.split() if t.lower() not in _DETERMINERS]
+    return bool(tokens) and all(t[:1].isupper() for t in tokens) and not _split_run(" ".join(tokens))[1]
 
 
 def _phrase_after(sentence: str, verb_end: int, start: int, names: _Names, context: _Context
@@ -661,7 +732,12 @@ def _ends_phrase(word: str, last: str, following: str, strict: bool) -> bool:
     if low in ("and", "&"):
         return not (after_name and following[:1].isupper())  # "Food and Drug Administration"
     if low == "of":
-        return after_name and following[:1].islower()  # "Jepsen of the Xerces Society"
+        if _norm(last) in _OFFICES and following == "the":
+            return False  # "Chancellor of the Exchequer Gordon Brown"
+        # "Jepsen of the Xerces Society", "Alex McLeish of Novo's punishment"
+        named = _norm(last) not in _NOT_PERSON and not _is_title(last)
+        return after_name and (following[:1].islower()
+                               or named and re.search(_POSSESSIVE + "$", following) is not None)
     if low in ("for", "from", "by"):
         return after_name  # "a spokesperson for the ministry", "a survey by ECA"
     if low in _FUNCTION_WORDS:
@@ -671,9 +747,10 @@ def _ends_phrase(word: str, last: str, following: str, strict: bool) -> bool:
     if low.endswith("ed") and last.lower() not in _DETERMINERS:
         return True  # "a survey by ECA International published on ...", not "a retired nurse"
     # After a name only a role goes on ("GM spokesman Jim Cain", "CNN meteorologists"), not
-    # a verb ("said Kern attended ...", "says Democrats share the blame").
-    return strict and after_name and not _is_title(word) and low not in _SOURCE_WORDS \
-        and _ROLE.fullmatch(low) is None
+    # a verb ("said Kern attended ...", "says Democrats share the blame"); after a title the
+    # role may go on ("said Tory shadow local government secretary Caroline Spelman").
+    return strict and after_name and not _is_title(last) and not _is_title(word) \
+        and low not in _SOURCE_WORDS and _ROLE.fullmatch(low) is None
 
 
 def _name_tail(tokens: list[str]) -> int:
@@ -689,12 +766,23 @@ def _name_tail(tokens: list[str]) -> int:
     return j
 
 
+def _titled_person(tokens: list[str]) -> bool:
+    """Whether ``tokens`` are titles, then a full name: "Exchequer Gordon Brown"."""
+    titles, name = _split_run(" ".join(tokens))
+    return bool(titles) and _looks_like_person(name)
+
+
 def _classify(phrase: str, group: str, at: int, names: _Names) -> tuple[str | None, bool]:
     """(speaker, is_person) for a subject phrase found next to a speech verb."""
     phrase = " ".join(phrase.split())
     if group == "name":
         head = re.split(r"\s+(?:with|at|from|in)\s+(?:the\s+)?|\s+of\s+the\s+", phrase)[0]
         titles, name = _split_run(head)
+        office = re.fullmatch(r"(.+?)\s+of\s+the\s+(.+)", phrase)
+        if not name and office and _titled_person(office.group(2).split()):
+            # "Chancellor of the Exchequer Gordon Brown": the office, then its holder.
+            head = office.group(2)
+            titles, name = _split_run(head)
         if not name:
             title = next((_norm(t) for t in reversed(titles) if _norm(t) not in NAME_LEAD_WORDS), None)
             found = names.titled(title, at) if title else None
@@ -711,7 +799,9 @@ def _classify(phrase: str, group: str, at: int, names: _Names) -> tuple[str | No
     tail = tokens[j:] if group != "source" else []
     before = tokens[j - 1] if j > 0 else ""
     if tail and (j == 0 or before.lower() == "the" and j == 1
-                 or (before.lower() not in _FUNCTION_WORDS and before.islower())):
+                 or (before.lower() not in _FUNCTION_WORDS and before.islower())
+                 or (before.lower() == "the" and _titled_person(tail))):
+        # ... or a titled name after "of the": "UK Chancellor of the Exchequer Gordon Brown".
         return _classify(" ".join(tail), "name", at, names)
     if tail and re.search(_POSSESSIVE + "$", before):
         named, person = _classify(" ".join(tail), "name", at, names)
