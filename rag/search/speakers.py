@@ -15,11 +15,11 @@ index joins them across articles:
 
 Cost: built once per loaded generation, on its first use
 (:meth:`rag.pipeline.Pipeline.speaker_index`), from one SQL pass over the quotes table, each
-quote joined to the chunks that hold it through the ``chunks_article`` index. Time and memory grow linearly with the quotes, plus a little per
-distinct name: 500,000 quotes by 20,000 people take about 2 s (half of it SQLite) and 30 MB
-(measured; 120 MB at the peak of the build); the test corpus takes a millisecond. Asking about
-someone afterwards is a few dict lookups (under 0.1 ms), and their passages are a precomputed
-array of chunk rows.
+quote joined to the chunks that hold it through the ``chunks_article`` index. Time and memory
+grow linearly with the quotes, plus a little per distinct name: 500,000 quotes by 20,000 people
+take about 2 s (half of it SQLite) and 30 MB (measured; 120 MB at the peak of the build); the
+test corpus takes a millisecond. Asking about someone afterwards is a few dict lookups (under
+0.1 ms), and their passages are a precomputed array of chunk rows.
 
 >>> index = SpeakerIndex.build([(1, "Tony Blair", 0, "2003-03-18"), (2, "an NIS official", 1, None),
 ...                             (3, "Blair", 2, "2003-03-19")])
