@@ -11,7 +11,6 @@ import logging
 import secrets
 import time
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
@@ -27,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 
 from rag import __version__
 from rag.errors import IndexProblem
-from rag.export import answer_to_dict, article_to_dict, hit_to_dict, speaker_to_dict
+from rag.export import answer_to_dict, article_to_dict, citation_to_dict, hit_to_dict, speaker_to_dict
 from rag.models import Answer, Hit
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -191,7 +190,7 @@ async def speaker_quotes(speaker_id: Annotated[str, PathParam(examples=["antony-
     if found is None:
         raise HTTPException(404, f"no speaker {speaker_id!r} in the index: ids come from /speakers?q=<name>")
     speaker, quotes = found
-    return {"speaker": speaker_to_dict(speaker), "quotes": [asdict(c) for c in quotes]}
+    return {"speaker": speaker_to_dict(speaker), "quotes": [citation_to_dict(c) for c in quotes]}
 
 
 @answers.post("/ask", response_model=AskResponse, responses={

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from rag.models import Answer, Article, Hit, Speaker
+from rag.models import Answer, Article, Citation, Hit, Speaker
 
 
 def hit_to_dict(hit: Hit) -> dict[str, Any]:
@@ -32,9 +32,7 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
         "answer": answer.text,
         "abstained": answer.abstained,
         "as_of": answer.as_of,
-        "citations": [
-            {key: value for key, value in asdict(c).items()} for c in answer.citations
-        ],
+        "citations": [citation_to_dict(c) for c in answer.citations],
         "passages": [hit_to_dict(h) for h in answer.passages],
         "warnings": list(answer.warnings),
         # Who wrote the text, and (LLM answerer) what verification did to each sentence.
@@ -43,6 +41,11 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
         # For "What did X say ...?": the quoted people X may be (see Pipeline.speakers).
         "speakers": [speaker_to_dict(s) for s in answer.speakers],
     }
+
+
+def citation_to_dict(citation: Citation) -> dict[str, Any]:
+    """A citation as answers and a speaker's quote list give it: where the quote is, and its words."""
+    return asdict(citation)
 
 
 def speaker_to_dict(speaker: Speaker) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from rag.models import Article, Chunk, Quote
 
@@ -98,16 +98,16 @@ class Store:
         ).fetchone()
         return Article(*row) if row else None
 
+    def _select_in(self, sql: str, keys: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql``, whose ``{marks}`` stands for ``keys``, asked in batches of 500:
+        SQLite caps the number of parameters of one statement."""
+        for lo in range(0, len(keys), 500):
+            part = list(keys[lo:lo + 500])
+            yield from self._db.execute(sql.format(marks=",".join("?" * len(part))), part)
+
     def articles(self, ids: Sequence[str]) -> dict[str, Article]:
-        found: dict[str, Article] = {}
-        for lo in range(0, len(ids), 500):
-            part = list(ids[lo:lo + 500])
-            marks = ",".join("?" * len(part))
-            for row in self._db.execute(
-                f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id IN ({marks})", part
-            ):
-                found[row[0]] = Article(*row)
-        return found
+        return {row[0]: Article(*row) for row in self._select_in(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id IN ({{marks}})", ids)}
 
     def article_hashes(self) -> dict[str, tuple[str, str]]:
         """``{article_id: (content_hash, origin)}`` for the incremental diff."""
@@ -118,27 +118,16 @@ class Store:
 
     def chunks_by_rows(self, rows: Sequence[int]) -> dict[int, tuple[Chunk, str]]:
         """``{row: (chunk, article_id)}``; chunk text is sliced from the article."""
-        found: dict[int, tuple[Chunk, str]] = {}
-        for lo in range(0, len(rows), 500):
-            part = [int(r) for r in rows[lo:lo + 500]]
-            marks = ",".join("?" * len(part))
-            for row, cid, aid, pos, start, end, text in self._db.execute(
-                "SELECT c.row, c.id, c.article_id, c.position, c.start, c.end, "
-                "substr(a.text, c.start + 1, c.end - c.start) "
-                f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.row IN ({marks})",
-                part,
-            ):
-                found[row] = (Chunk(cid, aid, pos, start, end, text), aid)
-        return found
+        return {row: (Chunk(cid, aid, pos, start, end, text), aid)
+                for row, cid, aid, pos, start, end, text in self._select_in(
+                    "SELECT c.row, c.id, c.article_id, c.position, c.start, c.end, "
+                    "substr(a.text, c.start + 1, c.end - c.start) "
+                    "FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.row IN ({marks})",
+                    [int(r) for r in rows])}
 
     def rows_of(self, chunk_ids: Sequence[str]) -> dict[str, int]:
         """``{chunk id: row}`` for the chunks stored under ``chunk_ids`` (unknown ids left out)."""
-        found: dict[str, int] = {}
-        for lo in range(0, len(chunk_ids), 500):
-            part = list(chunk_ids[lo:lo + 500])
-            marks = ",".join("?" * len(part))
-            found.update(self._db.execute(f"SELECT id, row FROM chunks WHERE id IN ({marks})", part))
-        return found
+        return dict(self._select_in("SELECT id, row FROM chunks WHERE id IN ({marks})", chunk_ids))
 
     def chunk_metadata(self) -> Iterator[tuple[int, str | None, str | None]]:
         """``(row, published_at, source)`` for every chunk, in row order, for filter masks."""
@@ -152,19 +141,12 @@ class Store:
         return {key: row for key, row in self._db.execute("SELECT embed_key, row FROM chunks")}
 
     def quotes_for(self, article_ids: Sequence[str]) -> list[Quote]:
-        out: list[Quote] = []
-        for lo in range(0, len(article_ids), 500):
-            part = list(article_ids[lo:lo + 500])
-            marks = ",".join("?" * len(part))
-            for aid, start, end, speaker, kind, text in self._db.execute(
-                "SELECT q.article_id, q.start, q.end, q.speaker, q.kind, "
-                "substr(a.text, q.start + 1, q.end - q.start) FROM quotes q "
-                f"JOIN articles a ON a.id = q.article_id WHERE q.article_id IN ({marks}) "
-                "ORDER BY q.article_id, q.start",
-                part,
-            ):
-                out.append(Quote(aid, start, end, text, speaker, kind))
-        return out
+        return [Quote(aid, start, end, text, speaker, kind)
+                for aid, start, end, speaker, kind, text in self._select_in(
+                    "SELECT q.article_id, q.start, q.end, q.speaker, q.kind, "
+                    "substr(a.text, q.start + 1, q.end - q.start) FROM quotes q "
+                    "JOIN articles a ON a.id = q.article_id WHERE q.article_id IN ({marks}) "
+                    "ORDER BY q.article_id, q.start", article_ids)]
 
     def quote_speakers(self) -> Iterator[tuple[int, str, int | None, str | None]]:
         """``(quote_id, speaker, chunk_row, published_at)`` for every quote with a speaker, once
@@ -182,15 +164,9 @@ class Store:
 
     def quotes_by_ids(self, quote_ids: Sequence[int]) -> dict[int, Quote]:
         """``{quote_id: quote}`` for ids from :meth:`quote_speakers`; the text is cut from the article."""
-        found: dict[int, Quote] = {}
-        for lo in range(0, len(quote_ids), 500):
-            part = [int(i) for i in quote_ids[lo:lo + 500]]
-            marks = ",".join("?" * len(part))
-            for qid, aid, start, end, speaker, kind, text in self._db.execute(
-                "SELECT q.rowid, q.article_id, q.start, q.end, q.speaker, q.kind, "
-                "substr(a.text, q.start + 1, q.end - q.start) FROM quotes q "
-                f"JOIN articles a ON a.id = q.article_id WHERE q.rowid IN ({marks})",
-                part,
-            ):
-                found[qid] = Quote(aid, start, end, text, speaker, kind)
-        return found
+        return {qid: Quote(aid, start, end, text, speaker, kind)
+                for qid, aid, start, end, speaker, kind, text in self._select_in(
+                    "SELECT q.rowid, q.article_id, q.start, q.end, q.speaker, q.kind, "
+                    "substr(a.text, q.start + 1, q.end - q.start) FROM quotes q "
+                    "JOIN articles a ON a.id = q.article_id WHERE q.rowid IN ({marks})",
+                    [int(i) for i in quote_ids])}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +35,7 @@ from rag.models import Hit
 from rag.search.retrieve import RRF_K, SearchFilter, allowed_rows, hits_for
 from rag.search.timeframe import TimeFrame
 from rag.text.cues import answer_cue, asks_reason_or_manner, novelty, question_words
+from rag.text.dates import stored_day
 from rag.text.words import QUESTION_WORDS, stems
 
 # How deep each retriever's list goes into the pool. On RealTime QA 2024-2025, two thirds of the
@@ -131,18 +132,17 @@ def features(index: LoadedIndex, question: str, as_of: date, frame: TimeFrame,
         if article.id not in title_cover:
             title_cover[article.id] = (len(wanted_set & set(terms(article.title))) / len(wanted_set)
                                        if wanted_set else 0.0)
-        day = _day(article.published_at)
+        day = stored_day(article.published_at)
         age = max((as_of - day).days, 0) if day else None
         in_window = bool(day and frame.since is not None and frame.since <= day <= frame.until)
         text = c.hit.chunk.text
-        rrf = sum(1.0 / (RRF_K + r) for r in (c.dense_rank, c.keyword_rank) if r is not None)
         rows.append((
             c.dense or 0.0,
             best_dense - (c.dense or 0.0),
             math.log(c.dense_rank) if c.dense_rank else absent,
             (c.keyword or 0.0) / best_keyword,
             math.log(c.keyword_rank) if c.keyword_rank else absent,
-            rrf,
+            c.hit.score,  # the fused (RRF) score candidate_pool ranked by
             float(c.dense_rank is not None and c.keyword_rank is not None),
             float(coverage[i]),
             title_cover[article.id],
@@ -209,18 +209,8 @@ class PassageRanker:
 def rerank(index: LoadedIndex, embedder: Embedder, ranker: PassageRanker, question: str, k: int,
            as_of: date, flt: SearchFilter, frame: TimeFrame) -> list[Hit]:
     """The top ``k`` of the candidate pool by the ranker's score, ranked from 1."""
-    from dataclasses import replace
-
     pool = candidate_pool(index, embedder, question, flt)
     scores = ranker.score(features(index, question, as_of, frame, pool))
     order = sorted(range(len(pool)), key=lambda i: (-scores[i], i))[:k]
     return [replace(pool[i].hit, score=float(scores[i]), rank=n) for n, i in enumerate(order, start=1)]
 
-
-def _day(iso: str | None) -> date | None:
-    if not iso:
-        return None
-    try:
-        return date.fromisoformat(iso[:10])
-    except ValueError:
-        return None

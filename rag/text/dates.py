@@ -30,11 +30,21 @@ def check_range(since: date | None, until: date | None) -> None:
         raise BadDate(f"since ({since}) is after until ({until}): swap them or widen the range")
 
 
+def stored_day(iso: str | None) -> date | None:
+    """The day of a stored ISO date (its first ten characters); None when unknown or unreadable.
+
+    >>> stored_day("2022-06-08T10:00:00Z"), stored_day("June 8")
+    (datetime.date(2022, 6, 8), None)
+    """
+    if not iso:
+        return None
+    try:
+        return date.fromisoformat(iso[:10])
+    except ValueError:
+        return None
+
+
 def day_number(iso: str | None) -> int:
     """Days since 1970-01-01 for an ISO date string; -1 when unknown or unreadable."""
-    if not iso:
-        return -1
-    try:
-        return (date.fromisoformat(iso[:10]) - date(1970, 1, 1)).days
-    except ValueError:
-        return -1
+    day = stored_day(iso)
+    return (day - date(1970, 1, 1)).days if day else -1
