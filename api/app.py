@@ -23,6 +23,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from rag import __version__
 from rag.errors import IndexProblem
@@ -54,6 +55,7 @@ log = logging.getLogger("api")
 T = TypeVar("T")
 COMPOSE_SLOTS = 2
 LLM_SLOTS = 4
+RETRY_AFTER_S = 2
 
 DESCRIPTION = """Ask questions of the news and get answers whose every citation points at the exact
 words of a stored article (`GET /articles/{id}`, `text[start:end]`).
@@ -91,6 +93,49 @@ def require_key_for_reads(settings: SettingsDep, key: Annotated[str | None, Secu
         require_key(settings, key)
 
 
+# -- answer slots -----------------------------------------------------------------------------
+class AnswerQueue:
+    """The answer slots of one kind (``limiter``) and a bounded line in front of them.
+
+    A question holds its place from the moment /ask takes it until its answer is sent (streamed
+    ones to the last event); once ``slots + queue`` are in, the next is turned away at once with
+    503 and Retry-After, rather than left to wait behind everyone else for ever longer.
+    """
+
+    def __init__(self, slots: int, queue: int) -> None:
+        self.limiter = anyio.CapacityLimiter(slots)
+        self.queue = queue
+        self.capacity = slots + queue
+        self.admitted = 0  # only ever changed on the event loop: no lock
+
+    def enter(self) -> None:
+        if self.admitted >= self.capacity:
+            waiting = f"{self.queue} more {'is' if self.queue == 1 else 'are'} waiting"
+            raise HTTPException(503, f"the server is busy: every answer slot is taken and {waiting}; "
+                                     f"ask again in {RETRY_AFTER_S} seconds",
+                                headers={"Retry-After": str(RETRY_AFTER_S)})
+        self.admitted += 1
+
+    def leave(self) -> None:
+        self.admitted -= 1
+
+
+class AnswerStream(StreamingResponse):
+    """Server-sent events that give their place in the answer queue back once the last one is
+    sent, or the client has gone."""
+
+    def __init__(self, events: AsyncIterator[str], leave: Callable[[], None]) -> None:
+        super().__init__(events, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._leave = leave
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._leave()
+
+
 # -- lifespan ---------------------------------------------------------------------------------
 def load(pipeline: Pipeline, answers: bool = True) -> None:
     """Open the index (if there is one) and load and warm the embedders, once, at start-up."""
@@ -125,10 +170,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.health_limiter = anyio.CapacityLimiter(2)
     # Composing an answer embeds every sentence of its passages, seconds of CPU on a small
     # machine; more of them at once would only queue on the embedder and starve /search.
-    app.state.compose_limiter = anyio.CapacityLimiter(COMPOSE_SLOTS)
+    queue = app.state.settings.ask_queue
+    app.state.answer_queue = AnswerQueue(COMPOSE_SLOTS, queue)
     # LLM answers mostly wait on the chat server (up to its timeout, with retries): they get
     # slots of their own, so a slow model never holds up extractive answers.
-    app.state.llm_limiter = anyio.CapacityLimiter(LLM_SLOTS)
+    app.state.llm_queue = AnswerQueue(LLM_SLOTS, queue)
+    # The last index problem /health logged: it may be polled every second.
+    app.state.health_logged = None
     yield
 
 
@@ -141,6 +189,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "invalid input; `detail` names the field and what it allows"},
     503: {"model": ErrorOut, "description": "no index, or a damaged or mismatched one"},
 }
+ASK_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 503: {
+    "model": ErrorOut, "description": "no index, a damaged or mismatched one, or the server is busy (every "
+                                      "answer slot taken and the queue full: see Retry-After)"}}
 
 
 @probe.get("/health", response_model=Health, summary="is an index loaded, and what is in it")
@@ -149,8 +200,13 @@ async def health(request: Request, pipeline: PipelineDep, settings: SettingsDep)
     try:
         info = await anyio.to_thread.run_sync(pipeline.info, limiter=request.app.state.health_limiter)
     except IndexProblem as exc:
-        return {**base, "status": "no index", "index_loaded": False, "articles": None, "chunks": None,
-                "model": None, "built_at": None, "problem": str(exc)}
+        # /health is open even when reads need the key: the client gets what to do, the log the rest.
+        if request.app.state.health_logged != str(exc):
+            request.app.state.health_logged = str(exc)
+            log.warning("/health: no index is served: %s", exc)
+        status, problem = errors.index_problem(exc)
+        return {**base, "status": status, "index_loaded": False, "articles": None, "chunks": None,
+                "model": None, "built_at": None, "problem": problem}
     return {**base, "status": "ok", "index_loaded": True, "articles": info.articles,
             "chunks": info.chunks, "model": info.model, "built_at": info.built_at, "problem": None}
 
@@ -195,29 +251,34 @@ async def speaker_quotes(speaker_id: Annotated[str, PathParam(examples=["antony-
 
 @answers.post("/ask", response_model=AskResponse, responses={
     200: {"content": {"text/event-stream": {"example": SSE_EXAMPLE}},
-          "description": 'the answer; with `"stream": true`, server-sent events'}, **ERRORS},
+          "description": 'the answer; with `"stream": true`, server-sent events'}, **ASK_ERRORS},
     summary="a short answer with every sentence cited, as `rag ask --json` plus timings")
 async def ask(body: AskRequest, request: Request, pipeline: PipelineDep) -> Any:
-    (hits, as_of), retrieve_ms = await run_in_threadpool(
-        _timed, pipeline.retrieve, body.question, body.k, body.as_of, body.since, body.until,
-        _sources(body.source), body.mode)
-    if body.answerer == "llm":
-        pipeline.llm_answerer()  # no LLM configured: 400 now, before any event is sent
-    state = request.app.state
-    limiter = state.llm_limiter if body.answerer == "llm" else state.compose_limiter
-    compose = partial(anyio.to_thread.run_sync, _timed, pipeline.compose, body.question, hits, as_of,
-                      body.answerer, limiter=limiter)
-    if body.stream and body.answerer == "llm":
-        tokens = pipeline.compose_stream(body.question, hits, as_of, "llm")
-        events = _llm_events(tokens, limiter, hits, retrieve_ms, errors.request_id(request))
-        return StreamingResponse(events, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    if body.stream:
-        events = _answer_events(compose, hits, retrieve_ms, errors.request_id(request))
-        return StreamingResponse(events, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    answer, compose_ms = await compose()
-    return {**answer_to_dict(answer), "timings": {"retrieve_ms": retrieve_ms, "compose_ms": compose_ms}}
+    queue: AnswerQueue = request.app.state.llm_queue if body.answerer == "llm" else request.app.state.answer_queue
+    queue.enter()  # 503 when the line is full: before any work is spent on the question
+    streaming = False
+    try:
+        (hits, as_of), retrieve_ms = await run_in_threadpool(
+            _timed, pipeline.retrieve, body.question, body.k, body.as_of, body.since, body.until,
+            _sources(body.source), body.mode)
+        if body.answerer == "llm":
+            pipeline.llm_answerer()  # no LLM configured: 400 now, before any event is sent
+        compose = partial(anyio.to_thread.run_sync, _timed, pipeline.compose, body.question, hits, as_of,
+                          body.answerer, limiter=queue.limiter)
+        if body.stream:
+            rid = errors.request_id(request)
+            if body.answerer == "llm":
+                tokens = pipeline.compose_stream(body.question, hits, as_of, "llm")
+                events = _llm_events(tokens, queue.limiter, hits, retrieve_ms, rid)
+            else:
+                events = _answer_events(compose, hits, retrieve_ms, rid)
+            response, streaming = AnswerStream(events, queue.leave), True
+            return response
+        answer, compose_ms = await compose()
+        return {**answer_to_dict(answer), "timings": {"retrieve_ms": retrieve_ms, "compose_ms": compose_ms}}
+    finally:
+        if not streaming:  # a stream leaves when its last event is sent
+            queue.leave()
 
 
 async def _answer_events(compose: Callable[[], Awaitable[tuple[Answer, float]]], hits: list[Hit],
@@ -353,6 +414,6 @@ def create_app(settings: ApiSettings, pipeline: Pipeline | None = None) -> FastA
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["Content-Type", "X-API-Key"],
-                           expose_headers=[errors.REQUEST_ID])
+                           expose_headers=[errors.REQUEST_ID, "Retry-After"])
     errors.install(app, settings.max_body_bytes)
     return app

@@ -1,6 +1,8 @@
 """The ``rag`` command: each subcommand builds one Pipeline and prints what it returns.
 
-Errors from the library are translated here, in one place, into a message and exit status 1.
+Errors from the library are translated here, in one place, into a message and exit status 1;
+arguments argparse refuses exit 2, and a reader that stops reading (``rag search --json | head``)
+ends the command quietly with 141, as SIGPIPE ends cat.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from rag.settings import (
     parse_backend,
     parse_scorer_backend,
 )
+from rag.text.encoding import describe_surrogate, lone_surrogate
 
 ENV_PREFIX = "RAG_"
+SIGPIPE_EXIT = 128 + 13
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -62,13 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="retrieval only: ranked passages")
     common(p)
-    p.add_argument("query")
+    p.add_argument("query", type=_text)
     _filters(p)
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
     p = sub.add_parser("ask", help="a short answer with every sentence cited")
     common(p)
-    p.add_argument("question")
+    p.add_argument("question", type=_text)
     _filters(p, k=8)
     p.add_argument("--as-of", metavar="YYYY-MM-DD", help="ask as of this date (default: today)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -104,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     _scorer_option(p)
     _llm_options(p)  # for POST /ask {"answerer": "llm"}
     return parser
+
+
+def _text(value: str) -> str:
+    """A query or question as argparse takes it: argument bytes that are not UTF-8 arrive as lone
+    surrogates, which nothing downstream can read."""
+    at = lone_surrogate(value)
+    if at is not None:
+        raise argparse.ArgumentTypeError(f"not text: {describe_surrogate(value, at)}; pass UTF-8 "
+                                         "(is the terminal's or script's encoding UTF-8?)")
+    return value
 
 
 def _scorer_option(p: argparse.ArgumentParser) -> None:
@@ -325,12 +339,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rag`` console script."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
-    except RagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        args = build_parser().parse_args(argv)
+        try:
+            code = COMMANDS[args.command](args)
+        except RagError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = 1
+        sys.stdout.flush()  # a reader that has gone shows here, not in Python's flush at exit
+        return code
+    except BrokenPipeError:
+        # ``| head`` read what it wanted and left: stop quietly. Whatever is still buffered goes
+        # to /dev/null, so that the flush at exit cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_EXIT
     except KeyboardInterrupt:
         print("interrupted: the previous index is untouched", file=sys.stderr)
         return 130

@@ -3,8 +3,12 @@
     RagError            InputError 422; IndexNotBuilt, IndexCorrupt, IndexMismatch, ModelError 503;
                         SourceError, AnswererError 400
     validation error    422 {"detail": "k: must be an integer between 1 and 50", "errors": [...]}
-    HTTPException       its own status and detail (401, 403, 404, 409, 413)
+                        (a body that is not UTF-8 too: FastAPI would answer 400)
+    HTTPException       its own status and detail (401, 403, 404, 409, 413, 503 busy)
     anything else       500 {"detail": "internal error", "request_id": ...}, traceback logged only
+
+/health, open to anyone, says what is wrong with the index in a short reason of its own
+(``index_problem``); the message with paths and library internals goes to the log.
 """
 
 from __future__ import annotations
@@ -14,18 +18,23 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rag.errors import IndexNotBuilt, IndexProblem, InputError, ModelError, RagError
+from rag.errors import IndexCorrupt, IndexMismatch, IndexNotBuilt, IndexProblem, InputError, ModelError, RagError
 
 from .schemas import FIELD_RULES, AskRequest
 
 log = logging.getLogger("api")
 
 NO_INDEX = "no index: run `rag reindex <folder>`"
+DAMAGED = "the index is damaged: rebuild it with `rag reindex --full`"
+MISMATCHED = ("the index was built with another model, backend or format than this server uses: rebuild it "
+              "with `rag reindex --full`, or serve it with the settings it was built with")
 REQUEST_ID = "X-Request-ID"
 _LOCATIONS = {"body", "query", "path", "header"}
 _TYPE_MESSAGES = {
@@ -38,6 +47,7 @@ _TYPE_MESSAGES = {
     "extra_forbidden": "is not a field: use " + ", ".join(AskRequest.model_fields),
     "model_attributes_type": 'must be a JSON object, e.g. {"question": "What did Blinken say about China?"}',
     "dict_type": 'must be a JSON object, e.g. {"question": "What did Blinken say about China?"}',
+    "string_unicode": "must be text: it holds a lone surrogate",
 }
 
 
@@ -54,6 +64,27 @@ def rag_error(exc: RagError) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, InputError):
         return 422, {"detail": str(exc)}
     return 400, {"detail": str(exc)}  # SourceError, AnswererError: the request cannot be served
+
+
+def index_problem(exc: IndexProblem) -> tuple[str, str]:
+    """/health's ``status`` and ``problem`` for an index that cannot be served: what to do, and
+    nothing of the server's paths or the libraries' internals that ``str(exc)`` holds."""
+    if isinstance(exc, IndexCorrupt):
+        return "damaged", DAMAGED
+    if isinstance(exc, IndexMismatch):
+        return "mismatched", MISMATCHED
+    return "no index", NO_INDEX
+
+
+def unreadable_body(cause: BaseException | None) -> str | None:
+    """Why FastAPI could not read a JSON body it answered 400 for, in the words of a 422; None
+    when the cause is not the body's bytes."""
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"is not valid JSON (not UTF-8: byte 0x{cause.object[cause.start]:02x} "
+                f"at position {cause.start})")
+    if isinstance(cause, RecursionError):
+        return "is not valid JSON that can be read (nested too deeply)"
+    return None
 
 
 def unexpected(exc: BaseException, rid: str, what: str) -> tuple[int, dict[str, Any]]:
@@ -100,8 +131,16 @@ def install(app: FastAPI, max_body_bytes: int) -> None:
             item = describe(error)
             if item not in errors:
                 errors.append(item)
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+        return invalid(errors)
+
+    async def on_http_error(request: Request, exc: Exception) -> Any:
+        assert isinstance(exc, StarletteHTTPException)
+        # FastAPI answers 400 "There was an error parsing the body" when the bytes are not UTF-8:
+        # it is invalid input like any other, so it gets the 422 every other one gets.
+        why = unreadable_body(exc.__cause__) if exc.status_code == 400 else None
+        if why is not None:
+            return invalid([{"field": "body", "message": why}])
+        return await http_exception_handler(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = request_id(request)
@@ -110,8 +149,15 @@ def install(app: FastAPI, max_body_bytes: int) -> None:
 
     app.add_exception_handler(RagError, on_rag_error)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
+
+
+def invalid(errors: list[dict[str, str]]) -> JSONResponse:
+    """The 422 of invalid input: every problem as ``{"field", "message"}``, and all in ``detail``."""
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
 
 def too_large(limit: int) -> str:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from rag.pipeline import ANSWERERS, AnswererName
 from rag.search.retrieve import MAX_K as LIBRARY_MAX_K
 from rag.search.retrieve import MAX_QUERY_CHARS
 from rag.settings import SEARCH_MODES, SearchMode
+from rag.text.encoding import describe_surrogate, lone_surrogate
 
 # Stricter than the library's limit, never looser: one web request shares the server with every
 # other client, and the passages it asks for are each read by the answerer (or sent to the chat
@@ -27,19 +29,27 @@ EXAMPLE_QUESTION = "What did Blinken say about China?"
 def _question(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
-    if len(value) > MAX_QUERY_CHARS:
-        raise ValueError(f"at most {MAX_QUERY_CHARS} characters")
-    return value
+    return _name_query(value)
 
 
 def _name_query(value: str) -> str:
     if len(value) > MAX_QUERY_CHARS:
         raise ValueError(f"at most {MAX_QUERY_CHARS} characters")
+    # JSON may spell one half of a surrogate pair ("\ud800"); it is no character anyone can search.
+    if (at := lone_surrogate(value)) is not None:
+        raise ValueError(f"must be text: {describe_surrogate(value, at)}")
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    # Lax pydantic reads JSON true as 1: a count sent as true is a mistake, not a request for one.
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
     return value
 
 
 Question = Annotated[str, AfterValidator(_question)]
-K = Annotated[int, Field(ge=1, le=MAX_K)]
+K = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_K)]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 
 # What a 422 says about a field, whatever pydantic's complaint was (the range, the type, ...).
@@ -244,7 +254,9 @@ class Health(BaseModel):
         "model": "sentence-transformers/all-MiniLM-L6-v2", "built_at": "2024-01-05T10:00:00+00:00",
         "retrieval_only": False, "problem": None}]})
 
-    status: Literal["ok", "no index"]
+    status: Literal["ok", "no index", "damaged", "mismatched"] = Field(
+        description="ok; no index yet; damaged (rebuild it); or built with another model, backend "
+                    "or format than the server's")
     version: str
     index_loaded: bool
     articles: int | None
@@ -252,7 +264,8 @@ class Health(BaseModel):
     model: str | None
     built_at: str | None
     retrieval_only: bool
-    problem: str | None = Field(description="why no index is loaded, when none is")
+    problem: str | None = Field(description="why no index is loaded, when none is, and what to do (the "
+                                            "details are in the server's log)")
 
 
 class ProblemOut(BaseModel):

@@ -20,6 +20,10 @@ from rag.settings import RANKERS, parse_backend, parse_scorer_backend
 
 PREFIX = "RAG_"
 MAX_BODY_BYTES = 64 * 1024
+# How many questions may wait for an answer slot (two extractive, four LLM) before /ask turns
+# more away with 503: at the BENCHMARKS.md "API load" pace (1.5 s a composition on a busy
+# 2-CPU box) the last in line of 16 waits about 12 s, where an unbounded queue grew with every client.
+ASK_QUEUE = 16
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -53,8 +57,13 @@ class ApiSettings:
     ranker_path: Path | None = None
     # The chat model behind ``"answerer": "llm"`` on POST /ask; None: that answerer answers 400.
     llm: LLMConfig | None = None
+    # Questions that may wait for an answer slot of their kind; /ask answers 503 to the next one.
+    ask_queue: int = ASK_QUEUE
 
     def __post_init__(self) -> None:
+        if self.ask_queue < 0:
+            raise BadSetting(f"{PREFIX}ASK_QUEUE={self.ask_queue} is negative: set how many questions may "
+                             f"wait for an answer, 0 or more (default {ASK_QUEUE})")
         if self.protect_reads and not self.api_key:
             raise BadSetting(f"{PREFIX}PROTECT_READS is on but {PREFIX}API_KEY is not set: set a key "
                              "or turn PROTECT_READS off")
@@ -70,8 +79,8 @@ class ApiSettings:
         """Read ``RAG_INDEX``, ``RAG_MODEL``, ``RAG_RETRIEVAL_ONLY``, ``RAG_API_KEY``,
         ``RAG_PROTECT_READS``, ``RAG_CORS_ORIGINS`` and ``RAG_SOURCES`` (comma lists for the last two),
         ``RAG_BACKEND``, ``RAG_SCORER_BACKEND`` (``search``: the search embedder), ``RAG_CACHE_DIR``,
-        ``RAG_RANKER`` and ``RAG_RANKER_PATH``, and the LLM answerer's ``RAG_LLM_*`` (see
-        rag.answer.llm).
+        ``RAG_RANKER`` and ``RAG_RANKER_PATH``, ``RAG_ASK_QUEUE``, and the LLM answerer's
+        ``RAG_LLM_*`` (see rag.answer.llm).
 
         A bad value raises BadSetting naming the variable and what it expects.
         """
@@ -93,6 +102,7 @@ class ApiSettings:
             ranker=_ranker(get("RANKER")),
             ranker_path=Path(path) if (path := get("RANKER_PATH")) else None,
             llm=llm_config_from_env(environ, prefix=PREFIX),
+            ask_queue=_count(get("ASK_QUEUE"), "ASK_QUEUE", ASK_QUEUE),
         )
 
 
@@ -116,6 +126,14 @@ def _flag(value: str | None, name: str) -> bool:
     if value.lower() in _TRUE:
         return True
     raise BadSetting(f"{PREFIX}{name}={value!r} is not a yes/no value: use 1/0, true/false, yes/no or on/off")
+
+
+def _count(value: str | None, name: str, default: int) -> int:
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()):
+        raise BadSetting(f"{PREFIX}{name}={value!r} is not a whole number: use 0 or more (default {default})")
+    return int(value)
 
 
 def _list(value: str | None) -> tuple[str, ...]:

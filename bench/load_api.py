@@ -76,8 +76,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(index: Path, port: int, logfile: Path) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+def start_server(index: Path, port: int, logfile: Path, clients: int) -> subprocess.Popen:
+    # Every client's question waits for an answer slot, as in the recorded run: this measures
+    # queueing, not the 503s a full RAG_ASK_QUEUE gives (tests/test_api.py covers those).
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAG_ASK_QUEUE": str(clients)}
     for name in ("RAG_API_KEY", "RAG_PROTECT_READS", "RAG_RETRIEVAL_ONLY"):
         env.pop(name, None)
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--index", str(index), "--port", str(port)],
@@ -158,7 +160,7 @@ def main() -> int:
     index = WORK / f"index-{args.articles}"
     build(sources, index)
     port = free_port()
-    proc = start_server(index, port, WORK / "server.log")
+    proc = start_server(index, port, WORK / "server.log", args.clients)
     base = f"http://127.0.0.1:{port}"
     result: dict[str, Any] = {"environment": environment(), "articles": args.articles,
                               "health": httpx.get(f"{base}/health").json(), "phases": {}}

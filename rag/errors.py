@@ -11,7 +11,8 @@ Every message says what went wrong and what to do about it::
     ├── IndexProblem            the on-disk index cannot be used
     │   ├── IndexNotBuilt       no index yet
     │   ├── IndexCorrupt        files missing or unreadable
-    │   └── IndexMismatch       built with another model, dimension or format
+    │   ├── IndexMismatch       built with another model, dimension or format
+    │   └── DiskFull            the disk filled up while a reindex wrote (the old index stays)
     ├── ModelError              the embedding model cannot be loaded
     └── AnswererError           the answerer cannot run (e.g. no LLM configured)
         └── LLMUnavailable      the LLM server failed (the answerer falls back to extractive)
@@ -72,3 +73,7 @@ class AnswererError(RagError):
 
 class LLMUnavailable(AnswererError):
     """The LLM server is unreachable, timed out, or answered something unusable."""
+
+
+class DiskFull(IndexProblem):
+    """The disk filled up while a reindex wrote its new generation; the previous one is unchanged."""

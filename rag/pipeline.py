@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -24,7 +25,15 @@ from rag.embed import (
     embedder_backend,
     interchangeable,
 )
-from rag.errors import AnswererError, BadSetting, IndexMismatch, IndexNotBuilt, IndexProblem, ModelError
+from rag.errors import (
+    AnswererError,
+    BadQuery,
+    BadSetting,
+    IndexMismatch,
+    IndexNotBuilt,
+    IndexProblem,
+    ModelError,
+)
 from rag.index.build import Indexer, ReindexSummary
 from rag.index.loaded import LoadedIndex, load_index
 from rag.index.manifest import MANIFEST, read_manifest
@@ -37,6 +46,7 @@ from rag.search.speakers import SpeakerIndex
 from rag.search.topic import closeness
 from rag.settings import SearchMode, Settings
 from rag.text.dates import parse_date
+from rag.text.encoding import describe_surrogate, lone_surrogate
 from rag.text.quotes import asked_speaker, asked_topic
 from rag.text.words import content_words
 
@@ -54,7 +64,7 @@ class Pipeline:
 
     Models load lazily on first use. The loaded index is swapped, not mutated, when a reindex
     (here or in another process) replaces the manifest, so concurrent searches always see one
-    complete generation.
+    complete generation; the replaced one is closed when the last call using it returns.
     """
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
@@ -77,8 +87,9 @@ class Pipeline:
         self._companions: dict[str, tuple[Embedder, Embedder]] = {}
         self._lock = threading.Lock()
         self._companion_lock = threading.Lock()
-        # The speaker index of one loaded generation, built on its first use.
-        self._speakers: tuple[LoadedIndex, SpeakerIndex] | None = None
+        # The speaker index of one generation (by name, so it never keeps a replaced one open),
+        # built on its first use.
+        self._speakers: tuple[str, SpeakerIndex] | None = None
         self._speakers_lock = threading.Lock()
 
     # -- parts ------------------------------------------------------------------------------
@@ -150,7 +161,23 @@ class Pipeline:
         return self._chunker
 
     def index(self) -> LoadedIndex:
-        """The current generation; reloaded when the manifest on disk has been replaced."""
+        """The current generation; reloaded when the manifest on disk has been replaced.
+
+        A replaced generation's files are closed as soon as no call of this pipeline is using
+        it, so hold what this returns for one step at most (the verbs lease it, see ``_leased``).
+        """
+        return self._current(lease=False)
+
+    @contextmanager
+    def _leased(self) -> Iterator[LoadedIndex]:
+        """The current generation, kept open until the block ends even if a reindex replaces it."""
+        index = self._current(lease=True)
+        try:
+            yield index
+        finally:
+            index.release()
+
+    def _current(self, lease: bool) -> LoadedIndex:
         path = self.settings.index_dir / MANIFEST
         try:
             stamp = path.stat().st_mtime_ns
@@ -158,6 +185,12 @@ class Pipeline:
             read_manifest(self.settings.index_dir)  # raises the helpful IndexNotBuilt
             raise IndexNotBuilt(str(path))  # pragma: no cover - unreachable
         with self._lock:
+            if self._index is not None and self._index.damage is not None:
+                # Damage found while serving counts as a failed load: every call, /health
+                # included, says so until a reindex replaces the generation.
+                assert self._index_stamp is not None
+                self._failed = (self._index_stamp, self._index.damage)
+                self._retire()
             if self._index is None or stamp != self._index_stamp:
                 failed = self._failed
                 if failed is not None and failed[0] == stamp:
@@ -168,10 +201,20 @@ class Pipeline:
                     self._load_index(stamp)
                 except IndexProblem as exc:
                     self._failed = (stamp, exc)
+                    self._retire()  # the manifest no longer names it: nothing will use it again
                     raise
                 self._failed = None
             assert self._index is not None
+            if lease:
+                self._index.acquire()
             return self._index
+
+    def _retire(self) -> None:
+        """Stop serving the current generation; it closes once its last lease ends."""
+        if self._index is not None:
+            self._index.retire()
+        self._index = None
+        self._index_stamp = None
 
     def _load_index(self, stamp: int) -> None:
         expected = canonical_model_name(self.settings.model) if self.settings.model else None
@@ -186,6 +229,7 @@ class Pipeline:
                 f"reindex --full --backend {wanted} --index {self.settings.index_dir}', or search "
                 f"with --backend {backend} (or leave --backend unset)"
             )
+        self._retire()
         self._index = index
         self._index_stamp = stamp
         # Search with the model and backend the index was built with unless asked otherwise.
@@ -214,9 +258,10 @@ class Pipeline:
                since: str | date | None = None, until: str | date | None = None,
                source: str | Sequence[str] | None = None) -> list[Hit]:
         """Retrieval only: the top ``k`` passages, best first."""
+        check_text(query, "query")
         flt = make_filter(since, until, source)
-        index = self.index()
-        return search(index, self.query_embedder, query, k=k, mode=mode, flt=flt)
+        with self._leased() as index:
+            return search(index, self.query_embedder, query, k=k, mode=mode, flt=flt)
 
     def ask(self, question: str, k: int = 8, as_of: str | date | None = None,
             since: str | date | None = None, until: str | date | None = None,
@@ -237,49 +282,60 @@ class Pipeline:
         ``answerer="llm"`` has the configured chat model write it, checked sentence by sentence
         (``answer.sentences``); if the model fails, the answer is the extractive one, with a warning.
         """
+        check_text(question, "question")
         chosen = self._chosen(answerer)
-        quotes = self.index().store.quotes_for(sorted({h.article.id for h in hits}))
-        asked = self._asked(question, hits, quotes)
+        quotes, asked, topic = self._read_for(question, hits, topic=chosen is None)
         speaker = asked.speaker if asked else None
         if chosen is not None:
             answer = chosen.answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker)
         else:
             answer = self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker,
-                                            topic=self._topic(asked, hits))
+                                            topic=topic)
         return asked.settle(answer) if asked else answer
 
     def compose_stream(self, question: str, hits: Sequence[Hit], as_of: date,
                        answerer: AnswererName = "extractive") -> Iterator[str | Answer]:
         """``compose`` as it happens: the chat model's text deltas (an unverified draft), then
         the final Answer. The extractive answerer yields the Answer alone."""
+        check_text(question, "question")
         chosen = self._chosen(answerer)
-        quotes = self.index().store.quotes_for(sorted({h.article.id for h in hits}))
-        asked = self._asked(question, hits, quotes)
+        quotes, asked, topic = self._read_for(question, hits, topic=chosen is None)
         speaker = asked.speaker if asked else None
         if chosen is not None:
             for item in chosen.stream(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker):
                 yield asked.settle(item) if asked and isinstance(item, Answer) else item
         else:
             answer = self.answerer().answer(question, hits, quotes, as_of=as_of.isoformat(), speaker=speaker,
-                                            topic=self._topic(asked, hits))
+                                            topic=topic)
             yield asked.settle(answer) if asked else answer
 
-    def _asked(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote]) -> _Asked | None:
+    def _read_for(self, question: str, hits: Sequence[Hit], topic: bool
+                  ) -> tuple[list[Quote], _Asked | None, list[float] | None]:
+        """What composing an answer reads from the index, from one generation: the passages'
+        stored quotes, whom a "What did X say?" question means, and (``topic``) the closeness
+        the extractive answerer wants."""
+        with self._leased() as index:
+            quotes = index.store.quotes_for(sorted({h.article.id for h in hits}))
+            asked = self._asked(question, hits, quotes, index)
+            return quotes, asked, self._topic(asked, hits, index) if topic else None
+
+    def _asked(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote],
+               index: LoadedIndex) -> _Asked | None:
         """For "What did X say ...?": who X can be, and whether the passages quote them."""
         name = asked_speaker(question)
         if name is None:
             return None
-        speakers = self.speaker_index()
+        speakers = self._speaker_index(index)
         candidates = speakers.resolve(name)
         return _Asked(name, candidates, speakers.quoted_in(candidates, hits, quotes), speakers,
                       asked_topic(question))
 
-    def _topic(self, asked: _Asked | None, hits: Sequence[Hit]) -> list[float] | None:
+    def _topic(self, asked: _Asked | None, hits: Sequence[Hit], index: LoadedIndex) -> list[float] | None:
         """For "What did X say about Y?" where the passages quote X: how close each of ``hits``
         is to Y (rag.search.topic), which the extractive answerer decides on; else None."""
         if asked is None or not asked.quoted or asked.topic is None:
             return None
-        return closeness(self.index(), self.query_embedder, asked.topic, hits)
+        return closeness(index, self.query_embedder, asked.topic, hits)
 
     def _chosen(self, answerer: str) -> LLMAnswerer | None:
         if answerer not in ANSWERERS:
@@ -295,33 +351,38 @@ class Pipeline:
 
         For "What did X say ...?" only the passages that hold X's quotes are ranked
         (rag.search.speakers), or all of them when X is quoted nowhere the question may look."""
+        check_text(question, "question")
         check_query(question, k, mode)
         as_of_day = parse_date(as_of, "as_of") or date.today()
         user = make_filter(since, until, source)
-        index = self.index()
-        name = asked_speaker(question)
-        if name is not None:
-            # "What did X say ...?": X's own quotes, ranked the usual way among the passages
-            # that hold them; passages at large when X is quoted nowhere the question may look.
-            speakers = self.speaker_index()
-            candidates = speakers.resolve(name)
-            if candidates:
-                own = replace(user, rows=speakers.rows(candidates))
-                hits = search_as_of(index, self.query_embedder, question, k, as_of_day, own, mode,
-                                    ranker=self.ranker())
-                if hits:
-                    return hits, as_of_day
-        hits = search_as_of(index, self.query_embedder, question, k, as_of_day, user, mode,
-                            ranker=self.ranker())
-        return hits, as_of_day
+        with self._leased() as index:
+            name = asked_speaker(question)
+            if name is not None:
+                # "What did X say ...?": X's own quotes, ranked the usual way among the passages
+                # that hold them; passages at large when X is quoted nowhere the question may look.
+                speakers = self._speaker_index(index)
+                candidates = speakers.resolve(name)
+                if candidates:
+                    own = replace(user, rows=speakers.rows(candidates))
+                    hits = search_as_of(index, self.query_embedder, question, k, as_of_day, own, mode,
+                                        ranker=self.ranker())
+                    if hits:
+                        return hits, as_of_day
+            hits = search_as_of(index, self.query_embedder, question, k, as_of_day, user, mode,
+                                ranker=self.ranker())
+            return hits, as_of_day
 
     def speaker_index(self) -> SpeakerIndex:
         """Who is quoted in the loaded generation: built from its stored quotes on first use,
         again only when a reindex replaces the generation (rag.search.speakers has the cost)."""
-        index = self.index()
+        with self._leased() as index:
+            return self._speaker_index(index)
+
+    def _speaker_index(self, index: LoadedIndex) -> SpeakerIndex:
         with self._speakers_lock:
-            if self._speakers is None or self._speakers[0] is not index:
-                self._speakers = (index, SpeakerIndex.build(index.store.quote_speakers()))
+            generation = index.manifest.generation
+            if self._speakers is None or self._speakers[0] != generation:
+                self._speakers = (generation, SpeakerIndex.build(index.store.quote_speakers()))
             return self._speakers[1]
 
     def speakers(self, query: str = "", limit: int = 20) -> list[Speaker]:
@@ -332,6 +393,7 @@ class Pipeline:
         """
         if limit < 1:
             raise BadSetting(f"limit={limit} is below 1: ask for at least one speaker")
+        check_text(query, "name")
         return self.speaker_index().find(query, limit)
 
     def speaker_quotes(self, speaker_id: str, limit: int = 50, offset: int = 0
@@ -341,14 +403,14 @@ class Pipeline:
         if limit < 1 or offset < 0:
             raise BadSetting(f"limit={limit}, offset={offset}: the limit must be 1 or more and the "
                              "offset 0 or more")
-        speakers = self.speaker_index()
-        speaker = speakers.get(speaker_id)
-        if speaker is None:
-            return None
-        ids = speakers.quote_ids(speaker_id, limit, offset)
-        store = self.index().store
-        quotes = store.quotes_by_ids(ids)
-        articles = store.articles(sorted({q.article_id for q in quotes.values()}))
+        with self._leased() as index:
+            speakers = self._speaker_index(index)
+            speaker = speakers.get(speaker_id)
+            if speaker is None:
+                return None
+            ids = speakers.quote_ids(speaker_id, limit, offset)
+            quotes = index.store.quotes_by_ids(ids)
+            articles = index.store.articles(sorted({q.article_id for q in quotes.values()}))
         return speaker, [
             Citation.quoting(offset + n, articles[q.article_id], q.start, q.end, speaker=speaker.name)
             for n, q in enumerate((quotes[i] for i in ids), start=1)
@@ -400,7 +462,8 @@ class Pipeline:
 
     def article(self, article_id: str) -> Article | None:
         """The stored article, or None."""
-        return self.index().store.article(article_id)
+        with self._leased() as index:
+            return index.store.article(article_id)
 
     def info(self) -> IndexInfo:
         """What is loaded: counts, model, build time (raises IndexNotBuilt when nothing is)."""
@@ -410,6 +473,19 @@ class Pipeline:
             model=manifest.model, dimension=manifest.dimension, backend=manifest.backend,
             index_kind=manifest.index_kind, built_at=manifest.built_at, sources=manifest.sources,
         )
+
+
+def check_text(text: str, what: str) -> None:
+    """Raise BadQuery when ``text`` holds a lone surrogate, which no tokenizer, database or
+    UTF-8 output takes (see rag.text.encoding).
+
+    >>> check_text("profit \\ud800", "query")
+    Traceback (most recent call last):
+    rag.errors.BadQuery: the query is not text: character 8 is a lone surrogate (U+D800): send it as UTF-8
+    """
+    at = lone_surrogate(text) if isinstance(text, str) else None
+    if at is not None:
+        raise BadQuery(f"the {what} is not text: {describe_surrogate(text, at)}: send it as UTF-8")
 
 
 @dataclass(frozen=True)

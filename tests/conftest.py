@@ -166,3 +166,31 @@ def stop_server(proc) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def damaged_copy(index: Path, dest: Path, table: str = "quotes") -> Path:
+    """A copy of the index in ``index`` at ``dest`` whose store has ``table``'s first page
+    overwritten, as a bad disk would leave it: every other table still reads."""
+    shutil.copytree(index, dest)
+    damage_table(dest, table)
+    return dest
+
+
+def damage_table(index: Path, table: str = "quotes") -> None:
+    """Overwrite the root page of ``table`` in the current generation's store, and bump the file's
+    change counter so that a connection already open reads the page again rather than its cache."""
+    import sqlite3
+
+    generation = json.loads((index / "manifest.json").read_text())["generation"]
+    path = index / generation / "store.sqlite"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        (page_size,) = db.execute("PRAGMA page_size").fetchone()
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    db.close()
+    with open(path, "r+b") as fh:
+        fh.seek((root - 1) * page_size)
+        fh.write(b"\xff" * page_size)
+        fh.seek(24)  # the header's file change counter
+        counter = int.from_bytes(fh.read(4), "big")
+        fh.seek(24)
+        fh.write((counter + 1).to_bytes(4, "big"))

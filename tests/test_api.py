@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import damage_table, damaged_copy
 from fastapi.testclient import TestClient
 
 import api
@@ -28,6 +30,7 @@ from rag.settings import Settings
 QUESTION = "What did Blinken say about China?"
 AS_OF = "2024-01-01"
 NO_INDEX = "no index: run `rag reindex <folder>`"
+DAMAGED = "the index is damaged: rebuild it with `rag reindex --full`"
 
 
 def client_for(app) -> TestClient:
@@ -67,6 +70,7 @@ class FakePipeline:
     """Stands in for Pipeline where a test needs it to block, fail or count calls."""
 
     gate: threading.Event | None = None
+    gate_in: tuple[str, ...] | None = None  # the calls that wait for the gate; None: every one
     fail: BaseException | None = None
     fail_in: tuple[str, ...] = ("search", "retrieve", "compose", "article", "reindex", "speakers",
                                 "speaker_quotes")
@@ -75,7 +79,7 @@ class FakePipeline:
 
     def _enter(self, name: str) -> None:
         self.calls.append(name)
-        if self.gate is not None:
+        if self.gate is not None and (self.gate_in is None or name in self.gate_in):
             assert self.gate.wait(10)
         if self.fail is not None and name in self.fail_in:
             raise self.fail
@@ -257,6 +261,28 @@ def test_ask_rejects_text_that_is_not_json(client):
     assert response.json()["detail"] == "body: is not valid JSON (Expecting value)"
 
 
+NOT_TEXT = "must be text: character 8 is a lone surrogate (U+D800)"
+
+
+@pytest.mark.parametrize("content, detail", [
+    # JSON can spell half a surrogate pair; so can bytes that are not UTF-8 (CESU-8's ED A0 80).
+    (json.dumps({"question": "profit \ud800"}).encode(), f"question: {NOT_TEXT}"),
+    (b'{"question": "profit \xed\xa0\x80"}', f"question: {NOT_TEXT}"),
+    (b'{"question": "profit \xff"}', "body: is not valid JSON (not UTF-8: byte 0xff at position 21)"),
+    (b'{"question": "q", "k": true}', "k: must be an integer between 1 and 50"),
+    (b'{"question": "q", "k": false}', "k: must be an integer between 1 and 50"),
+    (b"[" * 30_000, "body: is not valid JSON that can be read (nested too deeply)"),
+], ids=["surrogate-escape", "surrogate-bytes", "not-utf8", "k-true", "k-false", "nested"])
+def test_ask_refuses_hostile_bodies_with_the_usual_422(content, detail):
+    fake = FakePipeline()
+    with client_for(create_app(ApiSettings(), fake)) as c:
+        response = c.post("/ask", content=content, headers={"Content-Type": "application/json"})
+    field, message = detail.split(": ", 1)
+    assert (response.status_code, response.json()) == (
+        422, {"detail": detail, "errors": [{"field": field, "message": message}]})
+    assert fake.calls == []
+
+
 @pytest.mark.parametrize("body, detail", [
     ({"since": "yesterday"}, "since: 'yesterday' is not a date: use YYYY-MM-DD, e.g. 2023-11-09"),
     ({"as_of": "2024/01/01"}, "as_of: '2024/01/01' is not a date: use YYYY-MM-DD, e.g. 2023-11-09"),
@@ -356,17 +382,73 @@ def test_ask_names_the_speakers_the_question_asks_about(client, built):
 
 
 # -- no index, a damaged index ------------------------------------------------------------------
-def test_no_index_is_503_with_the_command_to_run(tmp_path, embedder):
+def unhealthy(status: str, problem: str) -> dict[str, Any]:
+    return {"status": status, "version": __version__, "index_loaded": False, "articles": None, "chunks": None,
+            "model": None, "built_at": None, "retrieval_only": False, "problem": problem}
+
+
+def test_no_index_is_503_with_the_command_to_run(tmp_path, embedder, caplog):
     index = tmp_path / "index"
     pipeline = Pipeline(Settings(index_dir=index), embedder=embedder)
-    with client_for(create_app(ApiSettings(index_dir=index), pipeline)) as c:
+    with client_for(create_app(ApiSettings(index_dir=index), pipeline)) as c, \
+            caplog.at_level(logging.WARNING, logger="api"):
         message = f"no index in {index}: run 'rag reindex <folder> --index {index}' first"
         for response in (c.get("/search", params={"q": "x"}), c.post("/ask", json={"question": "x"}),
                          c.get("/articles/a1"), c.get("/speakers"), c.get("/speakers/tony-blair/quotes")):
             assert (response.status_code, response.json()) == (503, {"detail": NO_INDEX, "message": message})
-        assert c.get("/health").json() == {
-            "status": "no index", "version": __version__, "index_loaded": False, "articles": None,
-            "chunks": None, "model": None, "built_at": None, "retrieval_only": False, "problem": message}
+        for _ in range(2):  # polled: logged once
+            assert c.get("/health").json() == unhealthy("no index", NO_INDEX)
+    assert [r.getMessage() for r in caplog.records if r.name == "api"] == [
+        f"/health: no index is served: {message}"]
+
+
+def test_an_index_damaged_only_in_its_quotes_is_503_for_every_read_and_health_says_damaged(built, tmp_path):
+    pipeline, _, _ = built
+    index = damaged_copy(pipeline.settings.index_dir, tmp_path / "index")
+    detail = (f"index in {index} is damaged (store.sqlite: database disk image is malformed): rebuild it with "
+              f"'rag reindex --full --index {index}'")
+    served = Pipeline(Settings(index_dir=index), embedder=pipeline.embedder)
+    with client_for(create_app(ApiSettings(index_dir=index), served)) as c:
+        assert c.get("/health").json() == unhealthy("damaged", DAMAGED)
+        for response in (c.get("/search", params={"q": "x"}), c.post("/ask", json={"question": QUESTION}),
+                         c.post("/ask", json={"question": QUESTION, "stream": True}), c.get("/articles/a1"),
+                         c.get("/speakers"), c.get("/speakers/tony-blair/quotes")):
+            assert (response.status_code, response.json()) == (503, {"detail": detail})
+
+
+def test_damage_met_while_answering_is_503_in_band_and_then_everywhere(built, tmp_path):
+    pipeline, _, _ = built
+    index = tmp_path / "index"
+    shutil.copytree(pipeline.settings.index_dir, index)
+    detail = (f"index in {index} is damaged (store.sqlite: database disk image is malformed): rebuild it with "
+              f"'rag reindex --full --index {index}'")
+    served = Pipeline(Settings(index_dir=index), embedder=pipeline.embedder)
+    with client_for(create_app(ApiSettings(index_dir=index), served)) as c:
+        assert c.get("/health").json()["status"] == "ok"
+        damage_table(index, "quotes")  # under the running server
+        question = {"question": "Why was the Abbott plant closed?", "as_of": "2022-06-10"}
+        response = c.post("/ask", json={**question, "stream": True})
+        events = sse(response.text)
+        assert (response.status_code, [name for name, _ in events]) == (200, ["passages", "error"])
+        assert events[1][1] == {"detail": detail, "status": 503}
+        assert c.get("/health").json() == unhealthy("damaged", DAMAGED)
+        for response in (c.post("/ask", json=question), c.get("/search", params={"q": "Abbott"})):
+            assert (response.status_code, response.json()) == (503, {"detail": detail})
+
+
+def test_health_gives_a_short_reason_and_the_log_the_paths_and_internals(built, tmp_path, caplog):
+    pipeline, _, _ = built
+    index = tmp_path / "index"
+    shutil.copytree(pipeline.settings.index_dir, index)
+    (index / pipeline.index().manifest.generation / "dense.faiss").write_bytes(b"\0" * 64)
+    settings = ApiSettings(index_dir=index, api_key="s3cret", protect_reads=True)
+    served = Pipeline(Settings(index_dir=index), embedder=pipeline.embedder)
+    with client_for(create_app(settings, served)) as c, caplog.at_level(logging.WARNING, logger="api"):
+        response = c.get("/health")
+    assert (response.status_code, response.json()) == (200, unhealthy("damaged", DAMAGED))
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "api"]
+    assert logged.startswith(f"/health: no index is served: index in {index} is damaged (RuntimeError: ")
+    assert "faiss" in logged and logged.endswith(f": rebuild it with 'rag reindex --full --index {index}'")
 
 
 @pytest.mark.parametrize("manifest, detail", [
@@ -545,6 +627,39 @@ def test_health_answers_while_searches_are_still_running():
             t.join(5)
 
 
+# -- answers under load -----------------------------------------------------------------------
+BUSY = "the server is busy: every answer slot is taken and 1 more is waiting; ask again in 2 seconds"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "streamed"])
+def test_ask_turns_questions_away_with_503_once_the_answer_queue_is_full(stream):
+    fake = FakePipeline(gate=threading.Event(), gate_in=("compose",))
+    body = {"question": "q", "stream": stream}
+    with client_for(create_app(ApiSettings(ask_queue=1), fake)) as c:
+        answered: list[Any] = []
+        in_line = [threading.Thread(target=lambda: answered.append(c.post("/ask", json=body))) for _ in range(3)]
+        for t in in_line:
+            t.start()
+        deadline = time.monotonic() + 30
+        while fake.calls.count("compose") < 2 or fake.calls.count("retrieve") < 3:  # two slots taken, one waits
+            assert time.monotonic() < deadline, f"only {fake.calls} so far"
+            time.sleep(0.01)
+        turned_away = c.post("/ask", json=body)
+        assert (turned_away.status_code, turned_away.json()) == (503, {"detail": BUSY})
+        assert turned_away.headers["Retry-After"] == "2"
+        assert fake.calls.count("retrieve") == 3  # no work was spent on it
+
+        fake.gate.set()
+        for t in in_line:
+            t.join(10)
+        assert [r.status_code for r in answered] == [200] * 3
+        if stream:
+            assert [[name for name, _ in sse(r.text)] for r in answered] == [["passages", "answer", "citations",
+                                                                            "done"]] * 3
+        assert c.post("/ask", json=body).status_code == 200  # every place was given back
+        assert c.app.state.answer_queue.admitted == 0
+
+
 # -- docs ---------------------------------------------------------------------------------------
 def test_docs_show_an_example_for_every_endpoint(client):
     assert client.get("/docs").status_code == 200
@@ -566,10 +681,10 @@ def test_settings_from_env():
     settings = ApiSettings.from_env({
         "RAG_INDEX": "/srv/index", "RAG_MODEL": "m", "RAG_RETRIEVAL_ONLY": "yes", "RAG_API_KEY": "k",
         "RAG_PROTECT_READS": "1", "RAG_CORS_ORIGINS": "https://a.example, http://b.example",
-        "RAG_SOURCES": "news/, wire/", "OTHER": "ignored"})
+        "RAG_SOURCES": "news/, wire/", "RAG_ASK_QUEUE": "4", "OTHER": "ignored"})
     assert settings == ApiSettings(index_dir=Path("/srv/index"), model="m", retrieval_only=True, api_key="k",
                                    protect_reads=True, cors_origins=("https://a.example", "http://b.example"),
-                                   sources=("news/", "wire/"))
+                                   sources=("news/", "wire/"), ask_queue=4)
     assert ApiSettings.from_env({}) == ApiSettings()
 
 
@@ -580,6 +695,8 @@ def test_settings_from_env():
      "RAG_CORS_ORIGINS has 'example.org': list origins such as https://example.org (comma-separated), or *"),
     ({"RAG_PROTECT_READS": "on"},
      "RAG_PROTECT_READS is on but RAG_API_KEY is not set: set a key or turn PROTECT_READS off"),
+    ({"RAG_ASK_QUEUE": "lots"}, "RAG_ASK_QUEUE='lots' is not a whole number: use 0 or more (default 16)"),
+    ({"RAG_ASK_QUEUE": "-1"}, "RAG_ASK_QUEUE='-1' is not a whole number: use 0 or more (default 16)"),
 ])
 def test_bad_settings_name_the_variable(env, message):
     with pytest.raises(BadSetting) as caught:

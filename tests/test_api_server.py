@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 from conftest import free_port, stop_server, wait_until_serving
-from test_api import NO_INDEX, FakePipeline, sse
+from test_api import DAMAGED, NO_INDEX, FakePipeline, sse
 
 from api import ApiSettings, create_app
 from rag import __version__
@@ -199,13 +199,15 @@ def test_no_index_then_a_damaged_one_then_retrieval_only_ask(bare):
     message = f"no index in {index}: run 'rag reindex <folder> --index {index}' first"
     response = client.get("/search", params={"q": "x"})
     assert (response.status_code, response.json()) == (503, {"detail": NO_INDEX, "message": message})
-    assert client.get("/health").json()["problem"] == message
+    assert client.get("/health").json()["problem"] == NO_INDEX
 
     index.mkdir(parents=True, exist_ok=True)
     (index / "manifest.json").write_text('{"format_version": 1}')
     response = client.get("/search", params={"q": "x"})
     assert response.status_code == 503
     assert response.json()["detail"].startswith(f"index in {index} is damaged (")
+    assert {k: v for k, v in client.get("/health").json().items() if k in ("status", "problem")} == {
+        "status": "damaged", "problem": DAMAGED}
 
     response = client.post("/ask", json={"question": QUESTION})
     assert (response.status_code, response.json()) == (
@@ -294,6 +296,28 @@ def test_health_stays_prompt_while_answers_are_computed(served):
         answered = sum(f.result() for f in futures)
     assert answered >= 4
     assert worst < 1.0, f"/health took {worst:.2f}s while answers were computed"
+
+
+def test_a_full_answer_queue_answers_503_with_retry_after_over_the_socket():
+    fake = FakePipeline(gate=threading.Event(), gate_in=("compose",))
+    with live(create_app(ApiSettings(ask_queue=0), fake)) as client:
+        def ask() -> httpx.Response:
+            with httpx.Client(base_url=client.base_url, timeout=30) as c:
+                return c.post("/ask", json={"question": "q"})
+
+        with ThreadPoolExecutor(2) as pool:
+            answering = [pool.submit(ask) for _ in range(2)]
+            deadline = time.monotonic() + 30
+            while fake.calls.count("compose") < 2:
+                assert time.monotonic() < deadline, f"only {fake.calls} so far"
+                time.sleep(0.01)
+            busy = client.post("/ask", json={"question": "q"})
+            fake.gate.set()
+            codes = [f.result().status_code for f in answering]
+    assert (busy.status_code, busy.json(), busy.headers["Retry-After"]) == (503, {
+        "detail": "the server is busy: every answer slot is taken and 0 more are waiting; ask again in 2 seconds"},
+        "2")
+    assert codes == [200, 200]
 
 
 def test_twenty_concurrent_clients_see_no_errors(served):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import subprocess
 import sys
 
@@ -47,6 +49,39 @@ def test_errors_are_one_line_and_exit_1(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"error: no index in {tmp_path / 'nowhere'}: run 'rag reindex <folder> --index {tmp_path / 'nowhere'}' first\n"
     )
+
+
+@pytest.mark.parametrize("command", ["search", "ask"])
+def test_a_question_that_is_not_utf8_exits_2_naming_the_argument(built, command):
+    pipeline, _, _ = built
+    argument = "query" if command == "search" else "question"
+    done = subprocess.run([sys.executable, "-m", "api.cli", command, b"profit \xff", "--index",
+                           str(pipeline.settings.index_dir)], capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines()[-1] == (
+        f"rag {command}: error: argument {argument}: not text: character 8 is a lone surrogate (U+DCFF: the byte "
+        "0xff, which is not UTF-8); pass UTF-8 (is the terminal's or script's encoding UTF-8?)")
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(built, capsys, monkeypatch):
+    pipeline, _, _ = built
+    read, write = os.pipe()
+    os.close(read)  # `| head` that has read enough
+    closed = io.TextIOWrapper(os.fdopen(write, "wb"), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", closed)
+    assert main(["search", "Abbott baby formula", "--json", "--index", str(pipeline.settings.index_dir)]) == 141
+    assert capsys.readouterr().err == ""
+    closed.close()  # nothing left to raise: what was buffered went to /dev/null
+
+
+@pytest.mark.slow
+def test_search_json_into_a_closed_pipe_exits_141_without_a_traceback(built):
+    pipeline, _, _ = built
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "search", "Abbott baby formula", "--json", "--index",
+                             str(pipeline.settings.index_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command has printed a byte
+    _, err = proc.communicate(timeout=300)
+    assert (proc.returncode, err.decode()) == (141, "")
 
 
 def test_bad_date_is_reported(built, capsys):

@@ -11,8 +11,8 @@ import rag
 def test_public_names_are_exactly_these():
     assert rag.__all__ == [
         "Answer", "AnswererError", "Article", "BadDate", "BadQuery", "BadSetting", "Chunk", "Citation",
-        "Hit", "IndexCorrupt", "IndexInfo", "IndexMismatch", "IndexNotBuilt", "IndexProblem", "InputError",
-        "ModelError", "Pipeline", "Problem", "Quote", "RagError", "ReindexSummary", "SearchFilter",
+        "DiskFull", "Hit", "IndexCorrupt", "IndexInfo", "IndexMismatch", "IndexNotBuilt", "IndexProblem",
+        "InputError", "ModelError", "Pipeline", "Problem", "Quote", "RagError", "ReindexSummary", "SearchFilter",
         "Settings", "SourceError", "Speaker",
     ]
     assert rag.__all__ == sorted(rag.__all__)

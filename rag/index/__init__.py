@@ -3,6 +3,7 @@
 - ``build``: a reindex, from sources to a new generation folder and an atomic manifest swap;
 - ``manifest``: ``manifest.json``, which names the current generation and what built it;
 - ``loaded``: one generation, opened for searching;
+- ``space``: a disk that fills up during a reindex, and how much room the build needs;
 - ``store`` (SQLite: articles, chunks, quotes), ``dense`` (FAISS) and ``keyword`` (BM25): the
   three parts of a generation.
 

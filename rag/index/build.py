@@ -2,6 +2,8 @@
 
 Incremental by construction: every chunk's embedded text is hashed, and a vector whose text
 was embedded by the previous generation (same model, same chunking) is copied, not recomputed.
+A build never depends on the previous generation: when that is missing or unreadable, the build
+starts from scratch with a warning.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from rag.filelock import FileLock
 from rag.index.dense import DenseSearcher, build_dense
 from rag.index.keyword import KeywordSearcher
 from rag.index.manifest import MANIFEST, Manifest, read_manifest, write_manifest
+from rag.index.space import disk_full, folder_bytes, is_disk_full
 from rag.index.store import Store
 from rag.ingest import IngestReport, read_sources
 from rag.ingest.chunking import Chunker, ChunkingSettings
@@ -67,12 +71,14 @@ class ReindexSummary:
 
 @dataclass(frozen=True)
 class PreviousBuild:
-    """The generation a reindex replaces: what changed is counted against its articles, and its
-    vectors are copied for unchanged text when ``reuse`` (same model, backend and chunking)."""
+    """The generation a reindex replaces, read in full before the build starts: what changed is
+    counted against its articles, and its vectors are copied for unchanged text when ``reuse``
+    (same model, backend and chunking; ``embed_keys`` and ``vectors`` are empty otherwise)."""
 
     manifest: Manifest
-    store: Store
-    vectors: np.ndarray
+    hashes: dict[str, tuple[str, str]]  # Store.article_hashes
+    embed_keys: dict[str, int]  # Store.embed_keys
+    vectors: np.ndarray | None
     reuse: bool
 
 
@@ -111,9 +117,10 @@ class Indexer:
         index_dir = self.settings.index_dir
         index_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive_lock(index_dir):
-            previous = self._previous(index_dir, full)
+            recorded = _recorded(index_dir)
             if not sources:
-                sources = previous.manifest.sources if previous else ()
+                # Taken from the manifest, which names them even when its generation is damaged or gone.
+                sources = recorded.sources if recorded else ()
                 if not sources:
                     raise SourceError(
                         f"no sources given and none recorded in {index_dir}: "
@@ -128,48 +135,66 @@ class Indexer:
                     f"{' (' + reasons + ')' if reasons else ''}: nothing was changed; "
                     "add .txt, .md, .html, .json or .jsonl articles"
                 )
+            previous, unreadable = self._previous(index_dir, recorded, full)
             _remove_stale_builds(index_dir)
             build = index_dir / f".building-{_stamp()}"
-            build.mkdir()
             final = index_dir / build.name.replace(".building-", "gen-", 1)
+            left = build  # where the new generation is, for cleaning up after a failure
             try:
-                manifest, summary = self._build(build, final.name, report, previous, resolved, started)
+                build.mkdir()
+                manifest, summary = self._build(build, final.name, report, previous, resolved, started,
+                                                notes=[unreadable] if unreadable else [])
                 os.rename(build, final)
+                left = final
                 write_manifest(index_dir, manifest)
-            except BaseException:
-                shutil.rmtree(build, ignore_errors=True)
+            except BaseException as exc:
+                size = _discard(index_dir, left)
+                if is_disk_full(exc):
+                    old = folder_bytes(index_dir / recorded.generation) if recorded else 0
+                    raise disk_full(index_dir, exc, size, old) from None
                 raise
-            finally:
-                if previous:
-                    previous.store.close()
             _remove_old_generations(index_dir, keep={final.name, previous.manifest.generation if previous else ""})
             return summary
 
-    def _previous(self, index_dir: Path, full: bool) -> PreviousBuild | None:
-        """The generation to reuse vectors from, when it is compatible with this build."""
-        try:
-            manifest = read_manifest(index_dir)
-        except IndexProblem:
-            return None
+    def _previous(self, index_dir: Path, manifest: Manifest | None, full: bool
+                  ) -> tuple[PreviousBuild | None, Problem | None]:
+        """The generation this build replaces (None when there is none), and a warning when it
+        cannot be read: the build then starts from scratch rather than fail."""
+        if manifest is None:
+            return None, None
         gen = index_dir / manifest.generation
-        compatible = (
+        scratch = "this build started from scratch (every article embedded again)"
+        if not gen.is_dir():
+            return None, Problem(str(gen), f"previous generation is missing: {scratch}")
+        reuse = not full and (
             manifest.model == self.embedder.name
             and interchangeable(manifest.backend, embedder_backend(self.embedder))
             and manifest.chunking == self.chunking_settings()
         )
         try:
             store = Store(gen / "store.sqlite", readonly=True)
-            vectors = np.load(gen / "vectors.npy", mmap_mode="r")
-        except Exception:  # a damaged previous generation is simply not reused
-            return None
-        return PreviousBuild(manifest, store, vectors, reuse=compatible and not full)
+            try:
+                hashes = store.article_hashes()
+                keys = store.embed_keys() if reuse else {}
+            finally:
+                store.close()
+            vectors = np.load(gen / "vectors.npy", mmap_mode="r") if reuse else None
+            if vectors is not None and (vectors.ndim != 2 or max(keys.values(), default=-1) >= len(vectors)):
+                raise ValueError(f"vectors.npy has shape {vectors.shape}, too few rows for the stored chunks")
+        except (OSError, EOFError, ValueError, sqlite3.DatabaseError, IndexProblem) as exc:
+            cause = exc.__cause__ or exc  # the store wraps SQLite's own error in IndexCorrupt
+            return None, Problem(
+                str(gen), f"previous generation is unreadable ({type(cause).__name__}: {cause}): {scratch}"
+            )
+        return PreviousBuild(manifest, hashes, keys, vectors, reuse=reuse), None
 
     def _build(self, build: Path, generation: str, report: IngestReport, previous: PreviousBuild | None,
-               sources: list[str], started: float) -> tuple[Manifest, ReindexSummary]:
-        """Write the generation into ``build``; the manifest that will name it ``generation``."""
+               sources: list[str], started: float, notes: list[Problem]) -> tuple[Manifest, ReindexSummary]:
+        """Write the generation into ``build``; the manifest that will name it ``generation``.
+        ``notes``: warnings about the build itself, reported before the sources' own."""
         articles = report.articles
         hashes = [content_hash(a) for a in articles]
-        old = previous.store.article_hashes() if previous else {}
+        old = previous.hashes if previous else {}
         diff = _diff(articles, hashes, old)
 
         chunk_lists = self.chunker.chunk(articles)
@@ -210,13 +235,13 @@ class Indexer:
             added=diff["added"], updated=diff["updated"], removed=diff["removed"],
             unchanged=diff["unchanged"], embedded=len(rows) - reused, reused=reused,
             seconds=seconds, skipped=report.problems, duplicates=report.duplicates,
-            warnings=report.warnings, index_kind=kind,
+            warnings=[*notes, *report.warnings], index_kind=kind,
         )
         return manifest, summary
 
     def _vectors(self, texts: list[str], keys: list[str], previous: PreviousBuild | None
                  ) -> tuple[np.ndarray, int]:
-        known = previous.store.embed_keys() if previous and previous.reuse else {}
+        known = previous.embed_keys if previous and previous.reuse else {}
         fresh = [i for i, key in enumerate(keys) if key not in known]
         new = embed_documents(self.embedder, [texts[i] for i in fresh],
                               batch_size=self.settings.batch_size, progress=self.settings.progress)
@@ -226,6 +251,7 @@ class Indexer:
             vectors[fresh] = new
         reuse_at = [i for i, key in enumerate(keys) if key in known]
         if reuse_at:
+            assert previous is not None and previous.vectors is not None
             vectors[reuse_at] = previous.vectors[[known[keys[i]] for i in reuse_at]]
         return vectors, len(reuse_at)
 
@@ -276,6 +302,24 @@ def _exclusive_lock(index_dir: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def _recorded(index_dir: Path) -> Manifest | None:
+    """The current manifest, or None when there is none that this version can read."""
+    try:
+        return read_manifest(index_dir)
+    except IndexProblem:
+        return None
+
+
+def _discard(index_dir: Path, path: Path) -> int:
+    """Remove what a failed build left at ``path``, unless the manifest already names it (the
+    failure came after the swap); return how many bytes it held."""
+    size = folder_bytes(path)
+    recorded = _recorded(index_dir)
+    if recorded is None or recorded.generation != path.name:
+        shutil.rmtree(path, ignore_errors=True)
+    return size
 
 
 def _remove_stale_builds(index_dir: Path) -> None:

@@ -12,16 +12,21 @@ Layout of ``index/``::
 A reindex writes a new generation beside the old one and then replaces ``manifest.json``
 atomically (write, fsync, rename). Until that rename the old manifest names the old, untouched
 generation, so killing a reindex at any point leaves the previous index loadable.
+
+A process that serves the index keeps the generation it loaded open while calls use it: the
+pipeline leases it per call (``acquire``/``release``) and ``retire``s it once a reindex replaces
+it, and the last lease to end closes its files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from rag.errors import IndexCorrupt, IndexMismatch
+from rag.errors import IndexCorrupt, IndexMismatch, IndexProblem
 from rag.index.dense import DenseSearcher
 from rag.index.keyword import KeywordSearcher
 from rag.index.manifest import Manifest, read_manifest
@@ -42,6 +47,10 @@ class LoadedIndex:
     days: np.ndarray  # int32 days since epoch per chunk row, -1 when the article has no date
     source_codes: np.ndarray  # int32 index into ``source_names`` per chunk row, -1 when unknown
     source_names: list[str]
+    _users: int = field(default=0, init=False, repr=False)
+    _retired: bool = field(default=False, init=False, repr=False)
+    _closed: bool = field(default=False, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def model(self) -> str:
@@ -51,8 +60,46 @@ class LoadedIndex:
     def size(self) -> int:
         return int(self.vectors.shape[0])
 
+    @property
+    def damage(self) -> IndexCorrupt | None:
+        """What a read found broken in this generation's store since it was opened, if anything."""
+        return self.store.damage
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def acquire(self) -> None:
+        """One more call is using this generation: it stays open until the matching ``release``."""
+        with self._lock:
+            if self._closed:  # a caller bug: a retired generation is never handed out again
+                raise RuntimeError(f"generation {self.manifest.generation} is already closed")
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._retired and self._users == 0
+        if last:
+            self.close()
+
+    def retire(self) -> None:
+        """Nothing new will use this generation: close it now, or when its last user releases it."""
+        with self._lock:
+            self._retired = True
+            idle = self._users == 0
+        if idle:
+            self.close()
+
     def close(self) -> None:
+        """Close the store and let go of the memory-mapped vectors, whose file closes as soon as
+        no array cut from them is left (searches copy the rows they read)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self.store.close()
+        self.vectors = self.dense.vectors = np.empty((0, self.manifest.dimension), dtype=self.vectors.dtype)
 
 
 def load_index(index_dir: Path, expected_model: str | None = None) -> LoadedIndex:
@@ -76,14 +123,23 @@ def load_index(index_dir: Path, expected_model: str | None = None) -> LoadedInde
                 f"manifest says {dim}: {hint}"
             )
         store = Store(gen / "store.sqlite", readonly=True)
-        dense = DenseSearcher.load(gen / "dense.faiss", vectors, manifest.index_kind)
-        keyword = KeywordSearcher.load(gen / "bm25")
-        rows, days, codes, names = _filter_columns(store)
-    except IndexMismatch:
+        try:
+            # Every page of the store, so that damage anywhere (say, only in the quotes an answer
+            # reads) stops the load rather than a later request. About a tenth of a load: 5, 40
+            # and 115 ms on stores of 9, 67 and 187 MB (BBC, RealTime QA 2022, 2024; warm cache).
+            store.check()
+            dense = DenseSearcher.load(gen / "dense.faiss", vectors, manifest.index_kind)
+            keyword = KeywordSearcher.load(gen / "bm25")
+            rows, days, codes, names = _filter_columns(store)
+        except BaseException:
+            store.close()
+            raise
+    except IndexProblem:
         raise
     except Exception as exc:  # numpy, faiss, sqlite and bm25s each raise their own types
         raise IndexCorrupt(f"index in {index_dir} is damaged ({type(exc).__name__}: {exc}): {hint}") from None
     if not (rows == len(vectors) == dense.index.ntotal):
+        store.close()
         raise IndexCorrupt(
             f"index in {index_dir} is inconsistent ({rows} chunks, {len(vectors)} vectors, "
             f"{dense.index.ntotal} in FAISS): {hint}"

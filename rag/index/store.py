@@ -2,14 +2,19 @@
 
 Chunk text is never stored twice: it is always ``articles.text[start:end]``, so a chunk cannot
 drift from the article its offsets point into.
+
+A read that finds the file damaged raises IndexCorrupt (and the store remembers it in ``damage``,
+so that whoever serves it can stop), never SQLite's own error.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from rag.errors import IndexCorrupt
 from rag.models import Article, Chunk, Quote
 
 _SCHEMA = """
@@ -52,6 +57,7 @@ class Store:
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
+        self.damage: IndexCorrupt | None = None
         if readonly:
             uri = f"file:{path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
@@ -87,23 +93,48 @@ class Store:
         self._db.commit()
 
     # -- reading ---------------------------------------------------------------------------
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.ProgrammingError:  # misuse (a closed store), not damage
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(str(exc)) from exc
+
+    def _damaged(self, why: str) -> IndexCorrupt:
+        index_dir = self.path.parent.parent  # index/gen-.../store.sqlite
+        self.damage = IndexCorrupt(f"index in {index_dir} is damaged ({self.path.name}: {why}): rebuild it "
+                                   f"with 'rag reindex --full --index {index_dir}'")
+        return self.damage
+
+    def check(self) -> None:
+        """Read every page (SQLite's quick_check); raise IndexCorrupt if one is damaged."""
+        with self._reading():
+            found = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        if found != ["ok"]:
+            raise self._damaged("; ".join(found))
+
     def counts(self) -> tuple[int, int]:
-        (articles,) = self._db.execute("SELECT count(*) FROM articles").fetchone()
-        (chunks,) = self._db.execute("SELECT count(*) FROM chunks").fetchone()
+        with self._reading():
+            (articles,) = self._db.execute("SELECT count(*) FROM articles").fetchone()
+            (chunks,) = self._db.execute("SELECT count(*) FROM chunks").fetchone()
         return int(articles), int(chunks)
 
     def article(self, article_id: str) -> Article | None:
-        row = self._db.execute(
-            f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,)
-        ).fetchone()
+        with self._reading():
+            row = self._db.execute(
+                f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,)
+            ).fetchone()
         return Article(*row) if row else None
 
     def _select_in(self, sql: str, keys: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
         """Rows of ``sql``, whose ``{marks}`` stands for ``keys``, asked in batches of 500:
         SQLite caps the number of parameters of one statement."""
-        for lo in range(0, len(keys), 500):
-            part = list(keys[lo:lo + 500])
-            yield from self._db.execute(sql.format(marks=",".join("?" * len(part))), part)
+        with self._reading():
+            for lo in range(0, len(keys), 500):
+                part = list(keys[lo:lo + 500])
+                yield from self._db.execute(sql.format(marks=",".join("?" * len(part))), part)
 
     def articles(self, ids: Sequence[str]) -> dict[str, Article]:
         return {row[0]: Article(*row) for row in self._select_in(
@@ -111,10 +142,11 @@ class Store:
 
     def article_hashes(self) -> dict[str, tuple[str, str]]:
         """``{article_id: (content_hash, origin)}`` for the incremental diff."""
-        return {
-            row[0]: (row[1], row[2])
-            for row in self._db.execute("SELECT id, content_hash, origin FROM articles")
-        }
+        with self._reading():
+            return {
+                row[0]: (row[1], row[2])
+                for row in self._db.execute("SELECT id, content_hash, origin FROM articles")
+            }
 
     def chunks_by_rows(self, rows: Sequence[int]) -> dict[int, tuple[Chunk, str]]:
         """``{row: (chunk, article_id)}``; chunk text is sliced from the article."""
@@ -131,14 +163,16 @@ class Store:
 
     def chunk_metadata(self) -> Iterator[tuple[int, str | None, str | None]]:
         """``(row, published_at, source)`` for every chunk, in row order, for filter masks."""
-        yield from self._db.execute(
-            "SELECT c.row, a.published_at, a.source FROM chunks c "
-            "JOIN articles a ON a.id = c.article_id ORDER BY c.row"
-        )
+        with self._reading():
+            yield from self._db.execute(
+                "SELECT c.row, a.published_at, a.source FROM chunks c "
+                "JOIN articles a ON a.id = c.article_id ORDER BY c.row"
+            )
 
     def embed_keys(self) -> dict[str, int]:
         """``{embed_key: row}``: where an already-embedded text's vector sits."""
-        return {key: row for key, row in self._db.execute("SELECT embed_key, row FROM chunks")}
+        with self._reading():
+            return {key: row for key, row in self._db.execute("SELECT embed_key, row FROM chunks")}
 
     def quotes_for(self, article_ids: Sequence[str]) -> list[Quote]:
         return [Quote(aid, start, end, text, speaker, kind)
@@ -154,13 +188,14 @@ class Store:
 
         One pass over the quotes table; each quote finds its chunks through ``chunks_article``.
         """
-        yield from self._db.execute(
-            "SELECT q.rowid, q.speaker, c.row, a.published_at FROM quotes q "
-            "JOIN articles a ON a.id = q.article_id "
-            "LEFT JOIN chunks c ON c.article_id = q.article_id "
-            "AND c.start <= (q.start + q.end) / 2 AND (q.start + q.end) / 2 < c.end "
-            "WHERE q.speaker IS NOT NULL"
-        )
+        with self._reading():
+            yield from self._db.execute(
+                "SELECT q.rowid, q.speaker, c.row, a.published_at FROM quotes q "
+                "JOIN articles a ON a.id = q.article_id "
+                "LEFT JOIN chunks c ON c.article_id = q.article_id "
+                "AND c.start <= (q.start + q.end) / 2 AND (q.start + q.end) / 2 < c.end "
+                "WHERE q.speaker IS NOT NULL"
+            )
 
     def quotes_by_ids(self, quote_ids: Sequence[int]) -> dict[int, Quote]:
         """``{quote_id: quote}`` for ids from :meth:`quote_speakers`; the text is cut from the article."""

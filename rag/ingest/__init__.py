@@ -1,12 +1,14 @@
 """From files to articles to chunks: the first stage of a reindex.
 
+- ``files``: the files a source names (folders walked, links followed only inside them);
 - ``readers``: files and folders (text, Markdown, HTML, JSON, JSONL, gzip) into ``Article``s, with
-  a ``Problem`` for every record that cannot be used;
+  a ``Problem`` for every record that cannot be used; ``frontmatter``: YAML front matter, safely;
 - ``chunking``: articles into token-bounded passages that keep their offsets.
 
 A new input format is a new reader in ``readers``.
 """
 
-from rag.ingest.readers import IngestReport, iter_articles, iter_source_files, read_sources
+from rag.ingest.files import iter_source_files
+from rag.ingest.readers import IngestReport, iter_articles, read_sources
 
 __all__ = ["IngestReport", "iter_articles", "iter_source_files", "read_sources"]

@@ -3,6 +3,11 @@
 Supported inputs: ``.txt``/``.md``/``.markdown`` (optional YAML front matter), ``.html``/``.htm``,
 ``.json`` (one record or a list), ``.jsonl``/``.ndjson`` (one record a line), each optionally
 gzipped. A bad file or line never stops the run: it becomes a :class:`~rag.models.Problem`.
+
+Inputs are untrusted: JSON Lines are streamed with a size limit on each record rather than the
+file; files read whole (text, HTML, JSON) have one on the file; every metadata field has a
+length limit; lone surrogates (from a broken ``\\ud800`` escape) are replaced with U+FFFD, with a
+warning, since they cannot be stored; a date more than two days ahead is dropped, with a warning.
 """
 
 from __future__ import annotations
@@ -15,32 +20,25 @@ import unicodedata
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal
 from urllib.parse import urldefrag, urlsplit
 
-import yaml
 from dateutil import parser as dateparser
 
-from rag.errors import SourceError
+from rag.ingest.files import check_sources, format_of, walk
+from rag.ingest.frontmatter import split_front_matter
 from rag.models import Article, Problem
 from rag.text.words import HEADLINE_ABBREVIATIONS
 
-MAX_FILE_BYTES = 20_000_000
+MAX_FILE_BYTES = 20_000_000  # a file read whole: text, Markdown, HTML, JSON
+MAX_RECORD_BYTES = 20_000_000  # one line of a JSON Lines file, which is streamed
 MAX_TEXT_CHARS = 2_000_000
+MAX_FIELD_CHARS = 2_000  # title, author, source, url, id, date
+FUTURE_DAYS = 2  # how far ahead of today a publication date may be (time zones, embargoes)
 _SNIFF_BYTES = 8192
 
-_FORMATS = {
-    ".txt": "text",
-    ".md": "text",
-    ".markdown": "text",
-    ".html": "html",
-    ".htm": "html",
-    ".json": "json",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
 _NOT_UTF8 = "not valid UTF-8 text: re-save it as UTF-8"
 # gzip reports damage through several exception types, depending on where the stream breaks.
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
@@ -58,27 +56,6 @@ class IngestReport:
     warnings: list[Problem] = field(default_factory=list)  # read, but with a caveat
 
 
-def iter_source_files(sources: Iterable[str | Path] | str | Path) -> Iterator[Path]:
-    """Yield the files to read: folders recursively in sorted order, files as given.
-
-    Hidden files and folders, and unsupported files inside folders, are skipped; a file named
-    explicitly is yielded whatever its type, so that :func:`iter_articles` can say why it is
-    unusable. Every source is checked before anything is yielded.
-
-    >>> list(iter_source_files(["seeds/000_29be564519ffc8c1.txt"]))
-    [PosixPath('seeds/000_29be564519ffc8c1.txt')]
-    """
-    # A lone str is iterable too; reading its characters as paths would be a baffling error.
-    roots = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
-    for root in roots:
-        if not root.exists():
-            raise SourceError(
-                f"source not found: {root}: check the path, "
-                "or pass a folder of .txt/.md/.html/.json/.jsonl articles"
-            )
-    return _unique_files(roots)
-
-
 def iter_articles(sources: Iterable[str | Path] | str | Path) -> Iterator[Article | Problem]:
     """Stream articles and problems from ``sources`` as they are read, without deduplication.
 
@@ -88,7 +65,7 @@ def iter_articles(sources: Iterable[str | Path] | str | Path) -> Iterator[Articl
     >>> [type(x).__name__ for x in iter_articles(["seeds/000_29be564519ffc8c1.txt"])]
     ['Article']
     """
-    events = _events(iter_source_files(sources))
+    events = _events(walk(check_sources(sources)))
     return (item for _, item in events)
 
 
@@ -102,7 +79,7 @@ def read_sources(sources: Iterable[str | Path] | str | Path) -> IngestReport:
     report = IngestReport()
     first_by_text: dict[str, Article] = {}
     first_by_id: dict[str, Article] = {}
-    for kind, item in _events(iter_source_files(sources)):
+    for kind, item in _events(walk(check_sources(sources))):
         if kind == "warning":
             report.warnings.append(item)  # type: ignore[arg-type]
             continue
@@ -123,42 +100,15 @@ def read_sources(sources: Iterable[str | Path] | str | Path) -> IngestReport:
     return report
 
 
-# --- finding files -------------------------------------------------------------------------
-
-
-def _format_of(path: Path) -> str | None:
-    name = path.name.lower().removesuffix(".gz")
-    return _FORMATS.get(Path(name).suffix)
-
-
-def _unique_files(roots: list[Path]) -> Iterator[Path]:
-    # The same file reached twice (a folder and a file inside it) would only add duplicates.
-    seen: set[Path] = set()
-    for root in roots:
-        for path in _folder_files(root) if root.is_dir() else [root]:
-            key = path.resolve()
-            if key not in seen:
-                seen.add(key)
-                yield path
-
-
-def _folder_files(folder: Path) -> Iterator[Path]:
-    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith("."):
-            continue
-        # Like os.walk, don't follow linked folders: a link back up would recurse forever.
-        if entry.is_dir() and not entry.is_symlink():
-            yield from _folder_files(entry)
-        elif entry.is_file() and _format_of(entry):
-            yield entry
-
-
 # --- reading files -------------------------------------------------------------------------
 
 
-def _events(files: Iterable[Path]) -> Iterator[tuple[_Kind, Article | Problem]]:
-    for path in files:
-        yield from _read_file(path)
+def _events(files: Iterable[Path | Problem]) -> Iterator[tuple[_Kind, Article | Problem]]:
+    for item in files:
+        if isinstance(item, Problem):
+            yield "problem", item
+        else:
+            yield from _read_file(item)
 
 
 def _problem(origin: str, reason: str) -> tuple[_Kind, Problem]:
@@ -166,8 +116,9 @@ def _problem(origin: str, reason: str) -> tuple[_Kind, Problem]:
 
 
 def _read_file(path: Path) -> Iterator[tuple[_Kind, Article | Problem]]:
-    origin = str(path)
-    fmt = _format_of(path)
+    # A file name that is not UTF-8 arrives with surrogates, which could be neither stored nor printed.
+    origin, _ = _repaired(str(path))
+    fmt = format_of(path)
     if fmt is None:
         suffix = "".join(path.suffixes) or path.name
         yield _problem(
@@ -179,7 +130,7 @@ def _read_file(path: Path) -> Iterator[tuple[_Kind, Article | Problem]]:
     compressed = path.name.lower().endswith(".gz")
     try:
         size = path.stat().st_size
-        if not compressed and size > MAX_FILE_BYTES:
+        if not compressed and fmt != "jsonl" and size > MAX_FILE_BYTES:
             size_mb = size / 1_000_000
             yield _problem(
                 origin,
@@ -231,26 +182,32 @@ def _open(path: Path, compressed: bool) -> IO[bytes]:
 
 
 def _read_jsonl(path: Path, compressed: bool, origin: str) -> Iterator[tuple[_Kind, Article | Problem]]:
-    # Streamed line by line so that a large .jsonl.gz corpus never sits in memory twice.
+    # Streamed record by record: an export of any size is read, and never sits in memory whole.
     any_record = False
     try:
         with _open(path, compressed) as f:
-            for n, raw in enumerate(f, 1):
+            for n, raw in _lines(f, MAX_RECORD_BYTES):
+                where = f"{origin}:{n}"
+                if raw is None:
+                    any_record = True
+                    yield _problem(
+                        where,
+                        f"record is over the {MAX_RECORD_BYTES // 1_000_000} MB limit: "
+                        "split it into smaller articles",
+                    )
+                    continue
                 if n == 1:
                     raw = raw.removeprefix(b"\xef\xbb\xbf")
                 raw = raw.strip()
                 if not raw:
                     continue
                 any_record = True
-                where = f"{origin}:{n}"
                 try:
-                    record = json.loads(raw.decode("utf-8"))
+                    text = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     yield _problem(where, _NOT_UTF8)
-                except json.JSONDecodeError as e:
-                    yield _problem(where, f"malformed JSON: {e.msg}: column {e.colno}")
                 else:
-                    yield from _from_record(record, where)
+                    yield from _parse_record(text, where, whole_file=False)
     except _GZIP_ERRORS as e:
         yield _problem(origin, f"corrupt gzip: {e}")
         return
@@ -258,13 +215,41 @@ def _read_jsonl(path: Path, compressed: bool, origin: str) -> Iterator[tuple[_Ki
         yield _problem(origin, "file is empty")
 
 
+def _lines(f: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """``(line number, line)`` for each line of ``f``; None for a line over ``limit`` bytes, whose
+    rest is skipped a megabyte at a time rather than read whole."""
+    n = 0
+    while raw := f.readline(limit + 1):
+        n += 1
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield n, None
+        else:
+            yield n, raw
+
+
 def _parse_json(text: str, origin: str) -> Iterator[tuple[_Kind, Article | Problem]]:
+    yield from _parse_record(text, origin, whole_file=True)
+
+
+def _parse_record(text: str, origin: str, whole_file: bool) -> Iterator[tuple[_Kind, Article | Problem]]:
+    """A JSON document: one record, or (a whole ``.json`` file) a list of them."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        yield _problem(origin, f"malformed JSON: {e.msg}: line {e.lineno} column {e.colno}")
+        line = f"line {e.lineno} column {e.colno}" if whole_file else f"column {e.colno}"
+        yield _problem(origin, f"malformed JSON: {e.msg}: {line}")
         return
-    if isinstance(data, list):
+    except RecursionError:
+        yield _problem(origin, "JSON is nested too deeply to read: an article is one flat JSON object")
+        return
+    except ValueError:  # Python refuses to read an integer of over 4,300 digits
+        yield _problem(origin, "JSON holds a number too long to read: an article is one flat JSON object")
+        return
+    if whole_file and isinstance(data, list):
+        if not data:
+            yield _problem(origin, "file is an empty JSON array: it holds no articles")
         # Records of one list share a file and have no lines; the index tells them apart.
         for i, record in enumerate(data):
             yield from _from_record(record, f"{origin}[{i}]")
@@ -334,8 +319,6 @@ def _parse_html(html: str, origin: str) -> Iterator[tuple[_Kind, Article | Probl
 
 # --- plain text and Markdown ---------------------------------------------------------------
 
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
-
 # Page furniture that scrapers leave at the end of an article; matched on whole, short lines.
 _FURNITURE = re.compile(
     r"""(?:
@@ -359,21 +342,9 @@ _TITLE_WORDS = 12
 
 
 def _parse_text(text: str, origin: str) -> Iterator[tuple[_Kind, Article | Problem]]:
-    meta: dict[str, Any] = {}
-    body = text
-    if m := _FRONT_MATTER.match(text):
-        body = text[m.end():]
-        try:
-            loaded = yaml.safe_load(m.group(1))
-        except yaml.YAMLError as e:
-            loaded = None
-            mark = getattr(e, "problem_mark", None)
-            where = f" (line {mark.line + 2})" if mark is not None else ""
-            yield "warning", Problem(origin, f"front matter is not valid YAML{where}: its fields were ignored")
-        else:
-            if loaded is not None and not isinstance(loaded, dict):
-                yield "warning", Problem(origin, "front matter is not a mapping of keys: its fields were ignored")
-        meta = loaded if isinstance(loaded, dict) else {}
+    meta, body, ignored = split_front_matter(text)
+    if ignored is not None:
+        yield "warning", Problem(origin, ignored)
     given_title = _clean(meta.get("title"))
     body, title, byline = _clean_body(body, given_title)
     if not body:
@@ -507,40 +478,106 @@ def _make_article(
             "split it into smaller articles",
         )
         return
-    url = str(url).strip() if url else None
-    published_at, bad = _parse_date(published)
+    text, repaired = _repaired(text)
+    fields: dict[str, Any] = {
+        "id": _scalar(id_), "title": _clean(title), "url": _scalar(url), "source": _clean(source),
+        "author": _clean(author), "date": published if isinstance(published, date) else _scalar(published),
+    }
+    too_long = []
+    for name, value in fields.items():
+        if isinstance(value, str):
+            fields[name], n = _repaired(value)
+            repaired += n
+            if len(value) > MAX_FIELD_CHARS:
+                too_long.append((name, len(value)))
+                fields[name] = None
+    if repaired:
+        yield "warning", Problem(
+            origin,
+            f"{repaired} lone surrogate{'s' if repaired > 1 else ''} (a broken \\uXXXX escape) replaced "
+            "with U+FFFD: fix the escaping where the file was made",
+        )
+    for name, length in too_long:
+        yield "warning", Problem(
+            origin, f"{name} is over the {MAX_FIELD_CHARS:,} character limit ({length:,} characters): dropped"
+        )
+    published_at, bad = _parse_date(fields["date"])
     if bad is not None:
         yield "warning", Problem(origin, f"unparseable date {bad!r} dropped: use YYYY-MM-DD")
-    article_id = str(id_).strip() if id_ is not None and str(id_).strip() else None
+    elif published_at is not None and published_at > _latest_date():
+        yield "warning", Problem(
+            origin,
+            f"date {published_at} is more than {FUTURE_DAYS} days in the future: dropped; "
+            "check the article's date",
+        )
+        published_at = None
+    url = fields["url"]
+    article_id = fields["id"]
     if article_id is None:
         article_id = "u" + _sha1(_url_key(url))[:16] if url else "c" + _sha1(_normalise(text))[:16]
     yield "article", Article(
         id=article_id,
-        title=_clean(title) or _lead_title(text),
+        title=fields["title"] or _lead_title(text),
         text=text,
         url=url,
-        source=_clean(source) or _host(urlsplit(url).hostname if url else None),
+        source=fields["source"] or _host(_hostname(url)),
         published_at=published_at,
-        author=_clean(author),
+        author=fields["author"],
         origin=origin,
     )
 
 
+def _scalar(value: Any) -> str | None:
+    """A string or number as stripped text; anything else (lists, objects) as None."""
+    if not isinstance(value, (str, int, float)):
+        return None
+    return str(value).strip() or None
+
+
 def _clean(value: Any) -> str | None:
     """One line of metadata: lists joined with ", ", whitespace collapsed, empty as None."""
-    if value is None:
-        return None
     if isinstance(value, (list, tuple)):
-        return _clean(", ".join(s for v in value if (s := _clean(v))))
-    return " ".join(str(value).split()) or None
+        # One level only: metadata is never deeper, and a deep list is not worth recursing into.
+        value = ", ".join(s for v in value if (s := _scalar(v)))
+    s = _scalar(value)
+    if s is None:
+        return None
+    return " ".join(s.split()) or None
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _repaired(text: str) -> tuple[str, int]:
+    """``text`` with lone surrogates replaced by U+FFFD, and how many there were: UTF-8 (and so
+    SQLite and any output) cannot hold them, and a JSON escape such as ``\\ud800`` makes them.
+
+    >>> _repaired("Prices rose \\ud800 sharply")
+    ('Prices rose \ufffd sharply', 1)
+    """
+    return _SURROGATES.subn("\ufffd", text)
+
+
+def _latest_date() -> str:
+    return (date.today() + timedelta(days=FUTURE_DAYS)).isoformat()
 
 
 def _host(hostname: str | None) -> str | None:
     return hostname.lower().removeprefix("www.") if hostname else None
 
 
+def _hostname(url: str | None) -> str | None:
+    try:
+        return urlsplit(url).hostname if url else None
+    except ValueError:  # e.g. "http://[::1": an unclosed IPv6 address
+        return None
+
+
 def _url_key(url: str) -> str:
-    return urldefrag(url.strip()).url.removesuffix("/")
+    try:
+        return urldefrag(url.strip()).url.removesuffix("/")
+    except ValueError:  # not a URL that can be split: the string as written is the key
+        return url.strip()
 
 
 def _normalise(text: str) -> str:
