@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the report (with misses) as JSON")
     p.add_argument("--answerer", choices=ANSWERERS, default="extractive",
                    help="which answerer to measure (default extractive)")
+    p.add_argument("--sentence-ranker", action="store_true",
+                   help="choose answer sentences with the learned sentence ranker (an experiment: see BENCHMARKS.md)")
     _scorer_option(p)
     _ranker_options(p)
     _llm_options(p)
@@ -178,7 +180,8 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 def _ranker_choice(args: argparse.Namespace) -> dict[str, Any]:
-    """``ranker``/``ranker_path`` from the options or $RAG_RANKER/$RAG_RANKER_PATH; {} when unset."""
+    """``ranker``/``ranker_path`` from the options or $RAG_RANKER/$RAG_RANKER_PATH, and
+    ``sentence_ranker`` (``rag eval`` only); {} when unset."""
     choice: dict[str, Any] = {}
     ranker = getattr(args, "ranker", None)
     if ranker is not None:
@@ -187,6 +190,8 @@ def _ranker_choice(args: argparse.Namespace) -> dict[str, Any]:
         choice["ranker"] = ranker
     if getattr(args, "ranker_path", None):
         choice["ranker_path"] = Path(args.ranker_path)
+    if getattr(args, "sentence_ranker", False):
+        choice["sentence_ranker"] = True
     return choice
 
 

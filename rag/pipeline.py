@@ -13,10 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Literal, Sequence, get_args
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence, TypeVar, get_args
 
 from rag.answer.attribution import settle
 from rag.answer.extractive import ExtractiveAnswerer
+from rag.answer.sentence_rank import SentenceRanker
 from rag.embed import (
     DEFAULT_BACKEND,
     Embedder,
@@ -47,13 +48,14 @@ from rag.search.topic import closeness
 from rag.settings import SearchMode, Settings
 from rag.text.dates import parse_date
 from rag.text.encoding import describe_surrogate, lone_surrogate
-from rag.text.quotes import asked_speaker, asked_topic
+from rag.text.quotes import asked_speaker, asked_topic, asks_what_was_said
 from rag.text.words import content_words
 
 if TYPE_CHECKING:
     from rag.answer.llm import LLMAnswerer, LLMConfig
 
 log = logging.getLogger(__name__)
+_Model = TypeVar("_Model")
 
 AnswererName = Literal["extractive", "llm"]
 ANSWERERS: tuple[str, ...] = get_args(AnswererName)
@@ -82,6 +84,7 @@ class Pipeline:
         self._answerer: ExtractiveAnswerer | None = None
         # The learned ranker once loaded; False once it failed to load (fusion from then on).
         self._ranker: PassageRanker | Literal[False] | None = None
+        self._sentence_ranker: SentenceRanker | Literal[False] | None = None
         # The same model on other backends (queries, answer sentences), by backend, each with
         # the search embedder it was made for.
         self._companions: dict[str, tuple[Embedder, Embedder]] = {}
@@ -327,6 +330,10 @@ class Pipeline:
             return None
         speakers = self._speaker_index(index)
         candidates = speakers.resolve(name)
+        if not candidates and not asks_what_was_said(question):
+            # "According to the BBC, how many ...?" names a source, not someone whose words are
+            # asked for: when nobody of that name is quoted, it is an ordinary question.
+            return None
         return _Asked(name, candidates, speakers.quoted_in(candidates, hits, quotes), speakers,
                       asked_topic(question))
 
@@ -426,21 +433,37 @@ class Pipeline:
         if self.settings.ranker != "learned":
             return None
         if self._ranker is None:
-            path = self.settings.ranker_path
-            try:
-                self._ranker = PassageRanker.load(path)
-            except ModelError as exc:
-                if path:
-                    raise
-                log.warning("%s; ranking by fusion instead", exc)
-                self._ranker = False
+            self._ranker = self._load_learned(lambda: PassageRanker.load(self.settings.ranker_path),
+                                              custom=self.settings.ranker_path is not None,
+                                              instead="ranking by fusion instead")
         return self._ranker or None
+
+    def sentence_ranker(self) -> SentenceRanker | None:
+        """The learned answer-sentence ranker (loaded once) when ``settings.sentence_ranker`` asks
+        for it and ``settings.ranker`` is "learned"; else None. A damaged model is logged once,
+        and the hand-weighted score answers."""
+        if not self.settings.sentence_ranker or self.settings.ranker != "learned":
+            return None
+        if self._sentence_ranker is None:
+            self._sentence_ranker = self._load_learned(SentenceRanker.load, custom=False,
+                                                       instead="scoring answer sentences by hand-set weights")
+        return self._sentence_ranker or None
+
+    @staticmethod
+    def _load_learned(load: Callable[[], _Model], custom: bool, instead: str) -> _Model | Literal[False]:
+        try:
+            return load()
+        except ModelError as exc:
+            if custom:
+                raise
+            log.warning("%s; %s", exc, instead)
+            return False
 
     def answerer(self) -> ExtractiveAnswerer:
         """The extractive answerer, on the current ``scorer``."""
         scorer = self.scorer
         if self._answerer is None or self._answerer.embedder is not scorer:
-            self._answerer = ExtractiveAnswerer(scorer, content_words)
+            self._answerer = ExtractiveAnswerer(scorer, content_words, ranker=self.sentence_ranker())
         return self._answerer
 
     def llm_answerer(self) -> LLMAnswerer:

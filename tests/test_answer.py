@@ -128,3 +128,15 @@ def test_an_answer_names_what_the_question_asks_for_not_just_its_echo(embedder):
     asked = {w.casefold() for w in question.replace("?", "").split()}
     assert novelty("Blink-182 is reuniting with Tom DeLonge.", asked, terms) == 1.0
     assert novelty("The band will go on a reunion tour.", asked, terms) == 0.0
+
+
+def test_according_to_a_source_nobody_is_quoted_as_is_an_ordinary_question(built):
+    pipeline, _, _ = built
+    answer = pipeline.ask("According to Reuters, which city is the most expensive for expats?", as_of="2022-06-10")
+    assert (answer.abstained, answer.speakers) == (False, [])
+    assert answer.citations[0].quote.startswith("Hong Kong has been ranked the world's most expensive city")
+    assert_verifiable(answer, pipeline)
+    # A quoted person named that way is still held to their own words.
+    held = pipeline.ask("According to Blinken, what must China do?", as_of="2023-11-20")
+    assert [s.name for s in held.speakers] == ["Antony Blinken"]
+    assert held.citations[0].speaker == "Antony Blinken"

@@ -306,7 +306,7 @@ def test_same_person(asked, speaker, same):
 # -- the module itself ------------------------------------------------------------------------
 def test_public_surface():
     assert rag.text.quotes.__all__ == [
-        "asked_speaker", "asked_topic", "extract_quotes", "name_key", "person_key", "same_person"]
+        "asked_speaker", "asked_topic", "asks_what_was_said", "extract_quotes", "name_key", "person_key", "same_person"]
 
 
 @pytest.mark.parametrize("speaker, key", [

@@ -22,10 +22,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from typing import Callable, Sequence
 
+import numpy as np
+
 from rag.answer.citing import CitationNumbers, passage_sentences, quotes_by_article, speaker_at
+from rag.answer.sentence_rank import SentenceCandidate, SentenceRanker, sentence_features
 from rag.embed import Embedder
 from rag.models import Answer, Citation, Hit, Quote
 from rag.text.cues import answer_cue, asks_reason_or_manner, novelty, question_words
@@ -81,26 +86,17 @@ class AnswerSettings:
     max_candidates: int = 16
 
 
-@dataclass
-class _Candidate:
-    hit: Hit
-    start: int
-    end: int
-    text: str
-    speaker: str | None
-    relevance: float = 0.0
-    novelty: float = 0.0
-    score: float = 0.0
-
-
 class ExtractiveAnswerer:
     """Composes cited answers from retrieved passages; needs only an embedder."""
 
     def __init__(self, embedder: Embedder, terms: Callable[[str], list[str]],
-                 settings: AnswerSettings = AnswerSettings()) -> None:
+                 settings: AnswerSettings = AnswerSettings(), ranker: SentenceRanker | None = None) -> None:
         self.embedder = embedder
         self.terms = terms
         self.settings = settings
+        # The learned sentence ranker scores every question but "What did X say?"; None: the
+        # hand-weighted score for all.
+        self.ranker = ranker
 
     def answer(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote],
                as_of: str | None = None, speaker: str | None = None,
@@ -116,8 +112,7 @@ class ExtractiveAnswerer:
         if not candidates:
             return Answer(question, ABSTAIN_TEXT, True, [], list(hits), as_of)
         closeness = {h.chunk.id: t for h, t in zip(hits, topic)} if topic is not None else None
-        candidates = self._score(question, candidates, speaker, closeness)
-        best = max(candidates, key=lambda c: c.score)
+        candidates, learned = self._score(question, candidates, speaker, closeness, as_of)
         theirs = self._theirs(question, candidates, speaker)
         if closeness is not None and theirs:
             # "What did X say about Y?" with X quoted here: only X's words may answer, so it is
@@ -133,27 +128,76 @@ class ExtractiveAnswerer:
             anchor = max(candidates, key=lambda c: c.score - c.novelty)
             if anchor.relevance < self.settings.abstain_below:
                 return Answer(question, ABSTAIN_TEXT, True, [], list(hits), as_of)
-        groups = self._select(candidates, best)
+        keep_ratio, min_relevance = self.settings.keep_ratio, None
+        if learned:
+            # The model chooses the sentences; whether to answer was decided above, as without
+            # it (its probability tells an answer from its neighbours, not news about the
+            # question from news about something else: bench/train_sentence_ranker.py). Its
+            # probabilities are low and close together, so a share of the best one alone would
+            # let sentences about something else in: each must also be relevant itself.
+            assert self.ranker is not None
+            for c in candidates:
+                c.score = c.learned
+            keep_ratio, min_relevance = self.ranker.keep_ratio, self.settings.abstain_below
+        best = max(candidates, key=lambda c: c.score)
+        groups = self._select(candidates, best, keep_ratio, min_relevance)
         text, citations = _compose(groups)
         return Answer(question, text, False, citations, list(hits), as_of)
 
     # -- steps ------------------------------------------------------------------------------
-    def _candidates(self, hits: Sequence[Hit], quotes: Sequence[Quote]) -> list[_Candidate]:
+    def _candidates(self, hits: Sequence[Hit], quotes: Sequence[Quote]) -> list[SentenceCandidate]:
         speakers = quotes_by_article(quotes)
         s = self.settings
-        return [_Candidate(p.hit, p.start, p.end, p.text,
-                           speaker_at(speakers.get(p.hit.article.id, ()), p.start, p.end))
-                for p in passage_sentences(hits, s.min_words, s.max_words, distinct=True)
-                if re.search(r"[a-z]", p.text)]
+        out: list[SentenceCandidate] = []
+        seen_in: Counter[int] = Counter()
+        for p in passage_sentences(hits, s.min_words, s.max_words, distinct=True):
+            if re.search(r"[a-z]", p.text):
+                out.append(SentenceCandidate(p.hit, p.start, p.end, p.text,
+                                             speaker_at(speakers.get(p.hit.article.id, ()), p.start, p.end),
+                                             index_in_passage=seen_in[p.passage]))
+                seen_in[p.passage] += 1
+        return out
 
-    def _score(self, question: str, candidates: list[_Candidate], speaker: str | None = None,
-               closeness: dict[str, float] | None = None) -> list[_Candidate]:
-        """Score candidates in place; returns the ones that were scored (the pre-ranked top).
+    def features(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote],
+                 as_of: str | None = None) -> tuple[list[SentenceCandidate], np.ndarray]:
+        """The shortlisted sentences and their :data:`SENTENCE_FEATURES` rows, as the learned
+        sentence ranker sees them (for training it: ``bench/train_sentence_ranker.py``)."""
+        candidates = self._candidates(hits, quotes)
+        if not candidates:
+            return [], sentence_features(question, [], [], [], None, self.terms)
+        shortlist, semantic, lexical = self._shortlist(question, candidates)
+        return shortlist, sentence_features(question, shortlist, semantic, lexical, _day(as_of), self.terms)
+
+    def _shortlist(self, question: str, candidates: list[SentenceCandidate], speaker: str | None = None,
+                   on_topic: dict[int, float] | None = None) -> tuple[list[SentenceCandidate], list[float], list[float]]:
+        """The candidates worth embedding, pre-ranked by word overlap, passage rank, speaker and
+        topic; with each one's similarity to the question and word overlap."""
+        s = self.settings
+        wanted = {t for t in self.terms(question) if t not in _QUESTION_WORDS}
+        on_topic = on_topic or {}
+        lexical: dict[int, float] = {}
+        for c in candidates:
+            overlap = len(wanted & set(self.terms(c.text))) / len(wanted) if wanted else 0.0
+            lexical[id(c)] = overlap
+            c.score = s.weight_lexical * overlap + s.weight_rank / c.hit.rank + on_topic.get(id(c), 0.0)
+            if speaker is not None:
+                c.score += s.speaker_bonus if same_person(speaker, c.speaker) else -s.speaker_bonus
+        # The learned ranker is trained on a shortlist of its own size (its card says which).
+        size = self.ranker.max_candidates if self.ranker is not None else s.max_candidates
+        shortlist = sorted(candidates, key=lambda c: -c.score)[:size]
+        vectors = self.embedder.embed_batch([question] + [c.text for c in shortlist])
+        semantic = (vectors[1:] @ vectors[0]).tolist()
+        return shortlist, semantic, [lexical[id(c)] for c in shortlist]
+
+    def _score(self, question: str, candidates: list[SentenceCandidate], speaker: str | None = None,
+               closeness: dict[str, float] | None = None,
+               as_of: str | None = None) -> tuple[list[SentenceCandidate], bool]:
+        """Score candidates in place; returns the ones that were scored (the pre-ranked top),
+        and whether the learned ranker scored them too (``learned``, a probability).
 
         ``closeness``: by chunk id, how close each passage is to the question's topic.
         """
         s = self.settings
-        wanted = {t for t in self.terms(question) if t not in _QUESTION_WORDS}
         asked = speaker or asked_speaker(question)
         by_asked = bool(asked) and any(same_person(asked or "", c.speaker) for c in candidates)
         # X's sentences from the stories about Y first (speaker questions with a topic only).
@@ -161,23 +205,15 @@ class ExtractiveAnswerer:
         if by_asked and closeness is not None:
             on_topic = {id(c): s.speaker_topic_weight * closeness.get(c.hit.chunk.id, 0.0)
                         for c in candidates if same_person(asked or "", c.speaker)}
+        shortlist, semantic, lexical = self._shortlist(question, candidates, asked if by_asked else None, on_topic)
         cue = answer_cue(question)
-        asked_words = question_words(question)
-        novelty_bonus = s.novelty_bonus if not asks_reason_or_manner(question) else 0.0
-        lexical: dict[int, float] = {}
-        for c in candidates:
-            overlap = len(wanted & set(self.terms(c.text))) / len(wanted) if wanted else 0.0
-            lexical[id(c)] = overlap
-            c.score = s.weight_lexical * overlap + s.weight_rank / c.hit.rank + on_topic.get(id(c), 0.0)
-            if by_asked:
-                c.score += s.speaker_bonus if same_person(asked or "", c.speaker) else -s.speaker_bonus
-        shortlist = sorted(candidates, key=lambda c: -c.score)[: s.max_candidates]
-        vectors = self.embedder.embed_batch([question] + [c.text for c in shortlist])
-        semantic = vectors[1:] @ vectors[0]
-        for c, sim in zip(shortlist, semantic.tolist()):
-            c.relevance = s.weight_semantic * sim + s.weight_lexical * lexical[id(c)]
+        for c, sim, overlap in zip(shortlist, semantic, lexical):
+            c.relevance = s.weight_semantic * sim + s.weight_lexical * overlap
             if cue is not None and cue.search(c.text):
                 c.relevance += s.cue_bonus
+        asked_words = question_words(question)
+        novelty_bonus = s.novelty_bonus if not asks_reason_or_manner(question) else 0.0
+        for c in shortlist:
             if novelty_bonus:
                 c.novelty = novelty_bonus * novelty(c.text, asked_words, self.terms)
             c.score = c.relevance + s.weight_rank / c.hit.rank + c.novelty + on_topic.get(id(c), 0.0)
@@ -196,9 +232,14 @@ class ExtractiveAnswerer:
             for c in theirs:
                 if lead is not None and not same_person(lead.speaker or "", c.speaker):
                     c.score -= 1.0
-        return shortlist
+        elif self.ranker is not None:
+            matrix = sentence_features(question, shortlist, semantic, lexical, _day(as_of), self.terms)
+            for c, p in zip(shortlist, self.ranker.predict(matrix).tolist()):
+                c.learned = p
+            return shortlist, True
+        return shortlist, False
 
-    def _theirs(self, question: str, candidates: list[_Candidate], speaker: str | None) -> list[_Candidate]:
+    def _theirs(self, question: str, candidates: list[SentenceCandidate], speaker: str | None) -> list[SentenceCandidate]:
         """The scored sentences of the one person the answer may quote for "What did X say?"
         (the best-scoring of those X may be); empty for other questions or when X said none."""
         asked = speaker or asked_speaker(question)
@@ -210,14 +251,19 @@ class ExtractiveAnswerer:
         lead = max(theirs, key=lambda c: c.score)
         return [c for c in theirs if same_person(lead.speaker or "", c.speaker)]
 
-    def _select(self, candidates: list[_Candidate], best: _Candidate) -> list[list[_Candidate]]:
+    def _select(self, candidates: list[SentenceCandidate], best: SentenceCandidate, keep_ratio: float,
+                min_relevance: float | None = None) -> list[list[SentenceCandidate]]:
+        """The answer's sentences, grouped with their near-copies. ``min_relevance``: a sentence
+        after the first must also be at least this relevant itself."""
         s = self.settings
         ranked = sorted(candidates, key=lambda c: (-c.score, c.hit.rank, c.start))
-        groups: list[list[_Candidate]] = []
+        groups: list[list[SentenceCandidate]] = []
         signatures: list[set[str]] = []
         for c in ranked:
-            if c.score < best.score * s.keep_ratio or c.score <= 0:
+            if c.score < best.score * keep_ratio or c.score <= 0:
                 break
+            if min_relevance is not None and groups and c.relevance < min_relevance:
+                continue
             sig = _signature(c.text)
             for group, other in zip(groups, signatures):
                 if _jaccard(sig, other) >= s.near_duplicate:
@@ -233,6 +279,13 @@ class ExtractiveAnswerer:
 
 
 
+def _day(as_of: str | None) -> date | None:
+    try:
+        return date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        return None
+
+
 def _signature(text: str) -> set[str]:
     norm = unicodedata.normalize("NFKC", text).casefold()
     return set(re.findall(r"\w+", norm))
@@ -242,7 +295,7 @@ def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
-def _compose(groups: list[list[_Candidate]]) -> tuple[str, list[Citation]]:
+def _compose(groups: list[list[SentenceCandidate]]) -> tuple[str, list[Citation]]:
     """Answer text, one sentence per group cited to every member, and the citations."""
     numbers = CitationNumbers()
     parts: list[str] = []

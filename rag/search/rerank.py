@@ -9,26 +9,23 @@ numbers it adds that the question does not have, and how strongly its article is
 whole. It is a LightGBM lambdarank model: ``bench/train_ranker.py`` trains it on RealTime QA
 2024-2025, and BENCHMARKS.md reports it on RealTime QA 2022, which it never saw.
 
-A model is a folder of two files: ``model.txt`` (the booster, in LightGBM's text format, so
-loading runs no pickled code) and ``card.json`` (format version, the feature names in order,
-what it was trained on). Loading checks the card against :data:`FEATURES`, so a model trained
-on other features is refused rather than misread.
+A model is a folder of ``model.txt`` and ``card.json`` (:mod:`rag.booster`), checked against
+:data:`FEATURES` on load.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from rag.booster import Booster
 from rag.embed import Embedder, embed_query
-from rag.errors import ModelError
 from rag.index.keyword import terms
 from rag.index.loaded import LoadedIndex
 from rag.models import Hit
@@ -162,48 +159,20 @@ def features(index: LoadedIndex, question: str, as_of: date, frame: TimeFrame,
     return np.asarray(rows, dtype=np.float32)
 
 
-class PassageRanker:
+class PassageRanker(Booster):
     """A trained model that scores pooled passages; higher is better."""
 
-    def __init__(self, booster: Any, card: dict[str, Any], folder: Path) -> None:
-        self.booster = booster
-        self.card = card
-        self.folder = folder
-
-    @property
-    def name(self) -> str:
-        """What the model says it is, for ``Pipeline.info`` and reports."""
-        return str(self.card.get("name", self.folder.name))
-
     @classmethod
-    def load(cls, folder: Path | None = None) -> PassageRanker:
+    def load(cls, folder: Path | None = None) -> PassageRanker:  # type: ignore[override]
         """The model in ``folder`` (None: the one that ships); ModelError saying what is wrong
         when it cannot be used."""
-        folder = folder or DEFAULT_RANKER
-        card_path, model_path = folder / "card.json", folder / "model.txt"
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"the passage ranker in {folder} has no readable card.json ({exc}): "
-                             "retrain it with 'python bench/train_ranker.py', or use --ranker fusion") from None
-        if card.get("format") != RANKER_FORMAT or tuple(card.get("features", ())) != FEATURES:
-            raise ModelError(f"the passage ranker in {folder} was trained on other features (format "
-                             f"{card.get('format')!r}): retrain it with 'python bench/train_ranker.py', "
-                             "or use --ranker fusion")
-        try:
-            import lightgbm
-
-            booster = lightgbm.Booster(model_file=str(model_path))
-        except Exception as exc:  # LightGBM raises its own error type for a damaged file
-            raise ModelError(f"the passage ranker model {model_path} cannot be loaded ({exc}): retrain it "
-                             "with 'python bench/train_ranker.py', or use --ranker fusion") from None
-        return cls(booster, card, folder)
+        model = Booster.load(folder or DEFAULT_RANKER, "passage ranker", RANKER_FORMAT, FEATURES,
+                             "retrain it with 'python bench/train_ranker.py', or use --ranker fusion")
+        return cls(model.booster, model.card, model.folder)
 
     def score(self, matrix: np.ndarray) -> np.ndarray:
         """One score per row of :func:`features`."""
-        if len(matrix) == 0:
-            return np.zeros(0)
-        return np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
+        return self.predict(matrix)
 
 
 def rerank(index: LoadedIndex, embedder: Embedder, ranker: PassageRanker, question: str, k: int,

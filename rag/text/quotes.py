@@ -48,7 +48,7 @@ from rag.models import Article, Quote
 from rag.text.sentences import split_sentences
 from rag.text.words import FUNCTION_WORDS, NAME_ABBREVIATIONS, NAME_LEAD_WORDS
 
-__all__ = ["asked_speaker", "asked_topic", "extract_quotes", "name_key", "person_key", "same_person"]
+__all__ = ["asked_speaker", "asked_topic", "asks_what_was_said", "extract_quotes", "name_key", "person_key", "same_person"]
 
 Kind = Literal["direct", "reported", "continued"]
 
@@ -326,12 +326,28 @@ def asked_speaker(question: str) -> str | None:
     'Antony Blinken'
     >>> asked_speaker("What did the Fed chair warn about?") is None
     True
+    >>> asked_speaker("Which new treat did McDonald's add to its menu?") is None
+    True
     """
     for pattern in (_ASK_VERB, _ASK_NOUN, _ASK_ACCORDING):
         m = pattern.search(question)
         if m:
+            if pattern is _ASK_VERB and re.search(_POSSESSIVE + r"$", m.group("who").strip()):
+                continue  # "did McDonald's add": a firm named in the possessive, not a speaker
             return _proper_name(m.group("who"), lowercase_ok=question == question.lower())
     return None
+
+
+def asks_what_was_said(question: str) -> bool:
+    """Whether ``question`` asks what someone said ("What did X say?", "What was X's response?"),
+    rather than asking a question on someone's authority ("According to X, how many ...?").
+
+    >>> asks_what_was_said("What did Blinken say about China?")
+    True
+    >>> asks_what_was_said("According to the BBC, how many staff will walk out?")
+    False
+    """
+    return _ASK_VERB.search(question) is not None or _ASK_NOUN.search(question) is not None
 
 
 def asked_topic(question: str) -> str | None:
