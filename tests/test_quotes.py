@@ -119,6 +119,8 @@ def test_speaker_after_the_verb_loses_the_title():
      "reported"),
     ("The company, which Smith founded in 1990, said sales rose.", "the company", "reported"),
     ("“Share has dwindled,” said S&P Capital analyst Angelo Zino.", "Angelo Zino", "direct"),
+    ("“He will not figure in the Scotland game,” said Wales physio Mark Davies.", "Mark Davies", "direct"),
+    ("“We were poor,” said England coach Andy Robinson on Sunday.", "Andy Robinson", "direct"),
     ("The Centers for Disease Control and Prevention warned of aggressive rats.",
      "Centers for Disease Control and Prevention", "reported"),
     ("American officials have since downplayed it, saying China may rethink.",

@@ -236,6 +236,8 @@ _RUN_RE = re.compile(_RUN)
 _LONG_RUN = re.compile(rf"{_TOKEN}(?:[ \t\u00a0]+(?:(?:{_CONNECTOR}|and|&)[ \t\u00a0]+)?{_TOKEN})+")
 _NAME_AT_START = re.compile(rf"[^\w\x01\"\u201c]*(?:[{_UP}][^,\x01]{{0,40}},\s+)?({_RUN})\s+[a-z]")
 # "Lib Dem leader Charles Kennedy repeated ...": a name after a party or body and a role.
+# After "said": a capitalised team or firm, one or two lower-case role words, then a name.
+_HELD_ROLE = re.compile(rf"(?:[A-Z][\w'\u2019.&-]*\s+){{1,3}}((?:[a-z][\w-]*\s+){{1,2}})({_RUN})")
 _ROLE_NAME = re.compile(rf"\s+((?:[a-z][\w\-]*\s+){{1,3}})({_RUN})\s+[a-z]")
 _LINE = re.compile(r"[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 _QUOTE_MARK = re.compile("[\u201c\u201d\"\u2018\u2019']")
@@ -705,6 +707,16 @@ def _phrase_after(sentence: str, verb_end: int, start: int, names: _Names, conte
     if not tokens:
         return None
     group = "name" if all(t[:1].isupper() or t in _JOINERS for t in tokens) else "det"
+    held = _HELD_ROLE.match(sentence, m.start(1))
+    if held and not any(w in _FUNCTION_WORDS or w in _TIME_WORDS for w in held.group(1).split()):
+        # "said Wales physio Mark Davies": a team or firm, a role, then who holds it.
+        run, at = held.group(2), held.start(2)
+        _, name = _split_run(run)
+        if len(name) >= 2:
+            speaker, is_person = _classify(" ".join(name), "name", start + at, names)
+            if speaker is not None and is_person:
+                context.said(speaker, is_person)
+                return speaker, False
     speaker, is_person = _classify(" ".join(tokens), group, start + m.start(1), names)
     if speaker is not None and not is_person:
         # "said his longtime office manager, Amy Hunt."
