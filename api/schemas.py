@@ -333,3 +333,31 @@ SSE_EXAMPLE = (
     'event: sentences\ndata: {"answerer": "llm", "sentences": [{"text": "...", "action": "kept", ...}]}\n\n'
     'event: done\ndata: {...}\n\n'
 )
+
+
+class SourceOut(BaseModel):
+    """A URL source (a feed or an article page) and how its fetching goes."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "s6904f1c428", "url": "https://example.com/feed.xml", "kind": "feed", "listed_in": None,
+        "added_at": "2024-01-05T10:00:00+00:00", "title": "Example News",
+        "last_fetch": "2024-01-05T10:15:00+00:00", "last_ok": "2024-01-05T10:15:00+00:00",
+        "status": "not modified", "last_error": None, "articles": 42}]})
+
+    id: str
+    url: str
+    kind: Literal["feed", "page", "auto"] = Field(description="auto: not fetched successfully yet")
+    listed_in: str | None = Field(description="the list file that names it (remove it there), or null")
+    added_at: str
+    title: str | None
+    last_fetch: str | None
+    last_ok: str | None
+    status: Literal["new", "ok", "not modified", "failed"]
+    last_error: str | None
+    articles: int = Field(description="articles of this source in the fetch state (indexed by the last reindex)")
+
+
+class SourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"url": "https://example.com/feed.xml"}]})
+
+    url: Annotated[str, Field(min_length=1, max_length=2000, description="an RSS or Atom feed's http(s) address")]

@@ -16,6 +16,7 @@ from typing import Mapping
 from rag.answer.llm import LLMConfig, llm_config_from_env
 from rag.embed import DEFAULT_SCORER_BACKEND
 from rag.errors import BadSetting
+from rag.ingest.web.config import parse_interval
 from rag.settings import RANKERS, parse_backend, parse_scorer_backend
 
 PREFIX = "RAG_"
@@ -59,6 +60,8 @@ class ApiSettings:
     llm: LLMConfig | None = None
     # Questions that may wait for an answer slot of their kind; /ask answers 503 to the next one.
     ask_queue: int = ASK_QUEUE
+    # Seconds between refresh rounds of the URL sources (each a reindex job); None: no rounds.
+    refresh_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.ask_queue < 0:
@@ -79,7 +82,7 @@ class ApiSettings:
         """Read ``RAG_INDEX``, ``RAG_MODEL``, ``RAG_RETRIEVAL_ONLY``, ``RAG_API_KEY``,
         ``RAG_PROTECT_READS``, ``RAG_CORS_ORIGINS`` and ``RAG_SOURCES`` (comma lists for the last two),
         ``RAG_BACKEND``, ``RAG_SCORER_BACKEND`` (``search``: the search embedder), ``RAG_CACHE_DIR``,
-        ``RAG_RANKER`` and ``RAG_RANKER_PATH``, ``RAG_ASK_QUEUE``, and the LLM answerer's
+        ``RAG_RANKER`` and ``RAG_RANKER_PATH``, ``RAG_ASK_QUEUE``, ``RAG_REFRESH`` (15m, 1h), and the LLM answerer's
         ``RAG_LLM_*`` (see rag.answer.llm).
 
         A bad value raises BadSetting naming the variable and what it expects.
@@ -103,6 +106,7 @@ class ApiSettings:
             ranker_path=Path(path) if (path := get("RANKER_PATH")) else None,
             llm=llm_config_from_env(environ, prefix=PREFIX),
             ask_queue=_count(get("ASK_QUEUE"), "ASK_QUEUE", ASK_QUEUE),
+            refresh_s=parse_interval(refresh, f"{PREFIX}REFRESH") if (refresh := get("REFRESH")) else None,
         )
 
 

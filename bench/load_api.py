@@ -76,10 +76,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(index: Path, port: int, logfile: Path, clients: int) -> subprocess.Popen:
-    # Every client's question waits for an answer slot, as in the recorded run: this measures
-    # queueing, not the 503s a full RAG_ASK_QUEUE gives (tests/test_api.py covers those).
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAG_ASK_QUEUE": str(clients)}
+def start_server(index: Path, port: int, logfile: Path, ask_queue: int | None) -> subprocess.Popen:
+    """``rag serve`` on ``port``, once healthy. ``ask_queue``: RAG_ASK_QUEUE (None: the server's
+    default)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("RAG_ASK_QUEUE", None)
+    if ask_queue is not None:
+        env["RAG_ASK_QUEUE"] = str(ask_queue)
     for name in ("RAG_API_KEY", "RAG_PROTECT_READS", "RAG_RETRIEVAL_ONLY"):
         env.pop(name, None)
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--index", str(index), "--port", str(port)],
@@ -160,7 +163,9 @@ def main() -> int:
     index = WORK / f"index-{args.articles}"
     build(sources, index)
     port = free_port()
-    proc = start_server(index, port, WORK / "server.log", args.clients)
+    # Every client's question waits for an answer slot, as in the recorded run: this measures
+    # queueing, not the 503s a full RAG_ASK_QUEUE gives (bench/soak.py and tests/test_api.py do).
+    proc = start_server(index, port, WORK / "server.log", ask_queue=args.clients)
     base = f"http://127.0.0.1:{port}"
     result: dict[str, Any] = {"environment": environment(), "articles": args.articles,
                               "health": httpx.get(f"{base}/health").json(), "phases": {}}

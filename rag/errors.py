@@ -6,14 +6,17 @@ Every message says what went wrong and what to do about it::
     ├── InputError              bad input from a user: fix the call
     │   ├── BadQuery            empty, too long or otherwise unusable question
     │   ├── BadDate             a date that cannot be parsed, or a range that is backwards
-    │   └── BadSetting          a setting outside its allowed values
+    │   ├── BadSetting          a setting outside its allowed values
+    │   └── BadSource           a URL source that cannot be added or removed as asked
     ├── SourceError             a source path that does not exist or holds nothing usable
+    │   └── FetchError          a URL source that cannot be fetched or used (reported, skipped)
     ├── IndexProblem            the on-disk index cannot be used
     │   ├── IndexNotBuilt       no index yet
     │   ├── IndexCorrupt        files missing or unreadable
     │   ├── IndexMismatch       built with another model, dimension or format
     │   └── DiskFull            the disk filled up while a reindex wrote (the old index stays)
     ├── ModelError              the embedding model cannot be loaded
+    ├── ClusterError            a Ray cluster cannot embed: Ray missing, unreachable, too many failures
     └── AnswererError           the answerer cannot run (e.g. no LLM configured)
         └── LLMUnavailable      the LLM server failed (the answerer falls back to extractive)
 
@@ -77,3 +80,17 @@ class LLMUnavailable(AnswererError):
 
 class DiskFull(IndexProblem):
     """The disk filled up while a reindex wrote its new generation; the previous one is unchanged."""
+
+
+class ClusterError(RagError):
+    """A reindex on a Ray cluster could not embed its chunks: Ray is not installed, the cluster
+    cannot be reached, or its workers failed more often than allowed. The previous generation
+    is still the one served."""
+
+
+class FetchError(SourceError):
+    """A URL source could not be fetched or used (reported per source; the round goes on)."""
+
+
+class BadSource(InputError):
+    """A source that cannot be added or removed as asked (not an http(s) URL, or named by a list file)."""

@@ -164,6 +164,6 @@ class IndexInfo:
     model: str
     dimension: int
     backend: str  # the embedding backend its vectors came from: torch, onnx or onnx-int8
-    index_kind: str  # "exact" or "hnsw"
+    index_kind: str  # "exact", "hnsw" or "ivf"
     built_at: str  # ISO time, UTC
     sources: tuple[str, ...]  # the folders and files it was built from

@@ -35,10 +35,12 @@ from rag.errors import (
     IndexProblem,
     ModelError,
 )
-from rag.index.build import Indexer, ReindexSummary
+from rag.index.build import EmbedChunks, Indexer, ReindexSummary
 from rag.index.loaded import LoadedIndex, load_index
 from rag.index.manifest import MANIFEST, read_manifest
 from rag.ingest.chunking import Chunker, ChunkingSettings
+from rag.ingest.web.sources import add_source, list_sources, remove_source
+from rag.ingest.web.state import SourceRecord
 from rag.models import Answer, Article, Citation, Hit, IndexInfo, Quote, Speaker
 from rag.search.asof import search_as_of
 from rag.search.rerank import PassageRanker
@@ -239,23 +241,29 @@ class Pipeline:
         self.embedder_for(self._index.model, wanted or backend)
 
     # -- verbs ------------------------------------------------------------------------------
-    def reindex(self, sources: Sequence[str | Path] = (), full: bool = False) -> ReindexSummary:
-        """Build or update the index from ``sources`` (default: the last reindex's sources)."""
+    def reindex(self, sources: Sequence[str | Path] = (), full: bool = False,
+                embed: EmbedChunks | None = None) -> ReindexSummary:
+        """Build or update the index from ``sources`` (default: the last reindex's sources).
+
+        ``embed``: what embeds the chunks that need it (default: this process;
+        ``rag.index.distributed.RayEmbedding`` for a Ray cluster)."""
         from rag.text.quotes import extract_quotes
 
         embedder = self.embedder_for(self.settings.model, self._build_backend())
-        indexer = Indexer(self.settings, embedder, self.chunker(), quote_extractor=extract_quotes)
+        indexer = Indexer(self.settings, embedder, self.chunker(), quote_extractor=extract_quotes,
+                          embed_chunks=embed)
         return indexer.reindex(sources, full=full)
 
     def _build_backend(self) -> str:
         """The asked-for backend, else the existing index's (so an incremental reindex reuses
-        its vectors), else DEFAULT_BACKEND."""
+        its vectors), else that of the embedder this pipeline holds (one it was given is used
+        as given), else DEFAULT_BACKEND."""
         if self.settings.backend:
             return self.settings.backend
         try:
             return read_manifest(self.settings.index_dir).backend
         except IndexProblem:
-            return DEFAULT_BACKEND
+            return embedder_backend(self._embedder) if self._embedder is not None else DEFAULT_BACKEND
 
     def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid",
                since: str | date | None = None, until: str | date | None = None,
@@ -496,6 +504,19 @@ class Pipeline:
             model=manifest.model, dimension=manifest.dimension, backend=manifest.backend,
             index_kind=manifest.index_kind, built_at=manifest.built_at, sources=manifest.sources,
         )
+
+    # -- URL sources (rag.ingest.web: the fetch state beside the generations) -----------------
+    def sources(self) -> list[SourceRecord]:
+        """The URL sources (feeds, pages): last fetch, status, article count, last error."""
+        return list_sources(self.settings.index_dir)
+
+    def add_source(self, url: str) -> tuple[SourceRecord, bool]:
+        """Follow the feed at ``url`` from the next reindex on; the source and whether it is new."""
+        return add_source(self.settings.index_dir, url)
+
+    def remove_source(self, source_id: str) -> SourceRecord | None:
+        """Stop following a source (None when unknown); the next reindex drops its articles."""
+        return remove_source(self.settings.index_dir, source_id)
 
 
 def check_text(text: str, what: str) -> None:

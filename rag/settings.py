@@ -8,8 +8,9 @@ from typing import Literal, get_args
 
 from rag.embed import BACKENDS, DEFAULT_SCORER_BACKEND, Backend, check_backend
 from rag.errors import BadSetting
+from rag.ingest.web.config import FetchSettings
 
-IndexType = Literal["auto", "exact", "hnsw"]
+IndexType = Literal["auto", "exact", "hnsw", "ivf"]
 SearchMode = Literal["hybrid", "dense", "keyword"]
 # How hybrid search orders the passages an answer reads: a trained model, or rank fusion alone.
 RankerName = Literal["learned", "fusion"]
@@ -39,6 +40,9 @@ class Settings:
     # Above this many chunks "auto" builds HNSW: exact search stops meeting the latency
     # budget there (see BENCHMARKS.md).
     ann_threshold: int = 200_000
+    # From this many chunks "auto" builds ivf (product-quantised codes, re-scored exactly): HNSW
+    # holds 1.7 GiB at 1M chunks, ivf about 0.1 GiB at the same recall (BENCHMARKS.md).
+    ivf_threshold: int = 1_000_000
     batch_size: int = 64
     progress: bool = False
     sources: tuple[str, ...] = field(default=())
@@ -57,6 +61,8 @@ class Settings:
     # recency re-rank. ``ranker_path``: a model folder of your own; None: the one that ships.
     ranker: RankerName = "learned"
     ranker_path: Path | None = None
+    # How URL sources (feeds, article pages) are fetched: user agent, timeouts, limits, politeness.
+    fetch: FetchSettings = field(default_factory=FetchSettings)
     # Choose answer sentences with the learned sentence ranker (rag.answer.sentence_rank) too.
     # Off: trained on RealTime QA 2024-2025 it picks better sentences there, but worse on 2022
     # (BENCHMARKS.md), so the hand-set weights stay the default.

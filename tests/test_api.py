@@ -668,7 +668,7 @@ def test_docs_show_an_example_for_every_endpoint(client):
     operations = [(path, op) for path, ops in spec["paths"].items() for op in ops.values()]
     assert sorted(p for p, _ in operations) == sorted(
         ["/health", "/search", "/articles/{article_id}", "/speakers", "/speakers/{speaker_id}/quotes", "/ask",
-         "/reindex", "/reindex/{job_id}"])
+         "/reindex", "/reindex/{job_id}", "/sources", "/sources", "/sources/{source_id}"])
     for path, op in operations:
         text = json.dumps(op)
         refs = [ref.rsplit("/", 1)[1] for ref in text.split('"$ref": "')[1:] for ref in [ref.split('"')[0]]]

@@ -35,7 +35,7 @@ def test_reindex_writes_a_manifest_that_describes_the_build(built):
         "model": {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384, "backend": "torch"},
         "chunking": {"max_tokens": 200, "overlap_sentences": 1, "model_max_tokens": 256,
                      "title_max_tokens": 32, "splitter": "rag.text.sentences/1", "title_in_embedding": True},
-        "index": {"kind": "exact", "ann_threshold": 200_000},
+        "index": {"kind": "exact", "ann_threshold": 200_000, "ivf_threshold": 1_000_000},
         "counts": {"articles": 6, "chunks": summary.chunks},
         "sources": [str(corpus)],
     }

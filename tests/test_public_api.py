@@ -22,7 +22,7 @@ def _loaded_after(imports: str) -> list[str]:
     code = (
         f"import sys, pkgutil, importlib; {imports}; "
         "print([m for m in ('api', 'fastapi', 'starlette', 'uvicorn', 'click', 'typer', 'pydantic_settings', "
-        "'sentence_transformers', 'torch') if m in sys.modules])"
+        "'sentence_transformers', 'torch', 'ray') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return eval(out.stdout)

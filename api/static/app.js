@@ -5,7 +5,7 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const els = {
-    status: $("status"), form: $("query"), q: $("q"), go: $("go"), passagesOnly: $("passages-only"),
+    status: $("status"), freshness: $("freshness"), form: $("query"), q: $("q"), go: $("go"), passagesOnly: $("passages-only"),
     modeField: $("mode-field"), asOf: $("as-of"), asOfField: $("as-of-field"), since: $("since"),
     until: $("until"), source: $("source"), filters: $("filters"), notice: $("notice"), message: $("message"),
     progress: $("progress"), answer: $("answer"), answerHeading: $("answer-heading"),
@@ -107,6 +107,7 @@
         ? `${info.articles} articles, ${info.chunks} passages indexed`
         : "no index loaded";
       els.status.textContent = `${where}${state.retrievalOnly ? " · retrieval only" : ""} · v${info.version}`;
+      freshness(info.built_at);
       if (!info.index_loaded) {
         els.notice.textContent = `No index is loaded: ${info.problem || "run `rag reindex <folder>`"}`;
         show(els.notice, true);
@@ -115,6 +116,19 @@
       els.status.textContent = "The server did not answer /health.";
     }
     applyMode();
+  }
+
+  // "updated 4 minutes ago": how fresh the index is (rag watch / --refresh rebuild it), kept current.
+  function freshness(builtAt) {
+    clearTimeout(state.freshnessTimer);
+    const at = builtAt ? Date.parse(builtAt) : NaN;
+    if (Number.isNaN(at)) { els.freshness.textContent = ""; return; }
+    const minutes = Math.max(0, Math.round((Date.now() - at) / 60000));
+    const ago = minutes < 1 ? "just now" : minutes < 120 ? `${minutes} minute${minutes === 1 ? "" : "s"} ago`
+      : minutes < 2880 ? `${Math.round(minutes / 60)} hours ago` : `${Math.round(minutes / 1440)} days ago`;
+    els.freshness.textContent = `index updated ${ago}`;
+    els.freshness.title = builtAt;
+    state.freshnessTimer = setTimeout(() => freshness(builtAt), 60000);
   }
 
   function passagesOnly() { return state.retrievalOnly || els.passagesOnly.checked; }

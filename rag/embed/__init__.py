@@ -23,7 +23,7 @@ from rag.embed.backends import (
 from rag.embed.embedder import SentenceTransformerEmbedder
 from rag.embed.model import DEFAULT_MODEL, canonical_model_name, resolve_model_path
 from rag.embed.onnx_export import default_cache_dir, export_onnx, onnx_cache_folder
-from rag.embed.protocol import Embedder, embed_documents, embed_query
+from rag.embed.protocol import Embedder, embed_documents, embed_query, length_order, progress_bar
 
 __all__ = [
     "BACKENDS",
@@ -41,6 +41,8 @@ __all__ = [
     "embedder_backend",
     "export_onnx",
     "interchangeable",
+    "length_order",
     "onnx_cache_folder",
+    "progress_bar",
     "resolve_model_path",
 ]

@@ -24,20 +24,22 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model on CPU, loaded lazily on first use, never at import.
 
     ``backend`` picks what runs it (``torch``, ``onnx`` or ``onnx-int8``); the ONNX backends
-    export the model into ``cache_dir`` (default ``~/.cache/newsrag``) on first use.
+    export the model into ``cache_dir`` (default ``~/.cache/newsrag``) on first use. ``threads``:
+    how many threads one batch may use (default: the runtime's, about one per core).
 
     >>> SentenceTransformerEmbedder(backend="onnx-int8").embed_batch(["Fed raises rates"]).shape  # doctest: +SKIP
     (1, 384)
     """
 
     def __init__(self, model: str | None = None, device: str = "cpu", backend: Backend = "torch",
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, threads: int | None = None) -> None:
         self.name = canonical_model_name(model)
         self.backend: Backend = check_backend(backend)
         self._model_arg = model
         self._path = resolve_model_path(model)
         self._device = device
         self._cache_dir = cache_dir
+        self._threads = threads
         self._model: Runtime | None = None
         # Hugging Face fast tokenizers fail with "Already borrowed" when two threads encode at
         # once (a live reindex beside searches), so encoding is serialised.
@@ -57,10 +59,10 @@ class SentenceTransformerEmbedder:
 
                 hf_logging.disable_progress_bar()  # "Loading weights" bars are noise on every start
                 if self.backend == "torch":
-                    self._model = TorchRuntime(self._path, self._device)
+                    self._model = TorchRuntime(self._path, self._device, self._threads)
                 else:
                     onnx_file = export_onnx(self._model_arg, self.backend, self._cache_dir)
-                    self._model = OnnxRuntime(self._path, onnx_file)
+                    self._model = OnnxRuntime(self._path, onnx_file, self._threads)
             except (ModelError, BadSetting):
                 raise
             except ImportError as exc:
@@ -75,6 +77,16 @@ class SentenceTransformerEmbedder:
                     "Pass a local model folder or leave the model unset to use the packaged all-MiniLM-L6-v2"
                 ) from exc
         return self._model
+
+    @property
+    def cache_dir(self) -> Path | None:
+        """Where the ONNX exports are kept (None: ``~/.cache/newsrag``)."""
+        return self._cache_dir
+
+    @property
+    def threads(self) -> int | None:
+        """Threads one batch may use (None: the runtime's default)."""
+        return self._threads
 
     @property
     def dimension(self) -> int:  # type: ignore[override]

@@ -37,10 +37,8 @@ def embed_documents(embedder: Embedder, texts: Sequence[str], batch_size: int = 
     out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     if not texts:
         return out
-    count = getattr(embedder, "count_tokens", None)
-    lengths = count(texts) if count is not None else [len(t) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
-    bar = _progress(len(texts), progress)
+    order = length_order(embedder, texts)
+    bar = progress_bar(len(texts), progress)
     for lo in range(0, len(order), batch_size):
         idx = order[lo:lo + batch_size]
         out[idx] = embedder.embed_batch([texts[i] for i in idx])
@@ -49,7 +47,23 @@ def embed_documents(embedder: Embedder, texts: Sequence[str], batch_size: int = 
     return out
 
 
-def _progress(total: int, enabled: bool) -> Any:
+def length_order(embedder: Embedder, texts: Sequence[str]) -> list[int]:
+    """Positions of ``texts``, longest first (ties in input order): the order ``embed_documents``
+    batches them in. Cut into runs of whole batches, each run embeds exactly as it would within
+    the whole (which int8 needs: its activations are quantised per batch).
+
+    >>> class Chars:
+    ...     name, dimension = "chars", 1
+    >>> length_order(Chars(), ["bb", "a", "ccc", "dd"])
+    [2, 0, 3, 1]
+    """
+    count = getattr(embedder, "count_tokens", None)
+    lengths = count(texts) if count is not None else [len(t) for t in texts]
+    return sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
+
+
+def progress_bar(total: int, enabled: bool) -> Any:
+    """The "embedding" bar a reindex shows on a terminal (a silent one when not ``enabled``)."""
     from tqdm import tqdm
 
     return tqdm(total=total, unit="chunk", desc="embedding", disable=not enabled, leave=False)

@@ -29,9 +29,13 @@ class Runtime(Protocol):
 class TorchRuntime:
     """The model as sentence-transformers packages it, on PyTorch."""
 
-    def __init__(self, path: str, device: str) -> None:
+    def __init__(self, path: str, device: str, threads: int | None = None) -> None:
+        import torch
         from sentence_transformers import SentenceTransformer
 
+        if threads:
+            # Process-wide; set only where one process runs one model (a Ray actor).
+            torch.set_num_threads(threads)
         self.model = SentenceTransformer(path, device=device)
         get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dimension = int(get())
@@ -60,7 +64,7 @@ class TorchRuntime:
 class OnnxRuntime:
     """An exported ONNX file (see ``onnx_export``) on ONNX Runtime's CPU provider."""
 
-    def __init__(self, path: str, onnx_file: Path) -> None:
+    def __init__(self, path: str, onnx_file: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
@@ -75,6 +79,9 @@ class OnnxRuntime:
         # quarter of the CPU time for nothing (int8: 48 -> 60 chunks per CPU-second, same wall time).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        if threads:
+            # Left unset, ONNX Runtime takes every core, and actors sharing a node would fight over them.
+            options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -4,8 +4,8 @@
 - ``manifest``: ``manifest.json``, which names the current generation and what built it;
 - ``loaded``: one generation, opened for searching;
 - ``space``: a disk that fills up during a reindex, and how much room the build needs;
-- ``store`` (SQLite: articles, chunks, quotes), ``dense`` (FAISS) and ``keyword`` (BM25): the
-  three parts of a generation.
+- ``store`` (SQLite: articles, chunks, quotes), ``dense`` (FAISS; ``ivf``: its compressed kind) and
+  ``keyword`` (BM25): the three parts of a generation.
 
 A new index type belongs in ``dense`` (chosen by ``Settings.index_type``).
 """

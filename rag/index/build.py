@@ -16,10 +16,10 @@ import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -27,16 +27,28 @@ from rag.embed import Embedder, embed_documents, embedder_backend, interchangeab
 from rag.errors import IndexProblem, SourceError
 from rag.filelock import FileLock
 from rag.index.dense import DenseSearcher, build_dense
+from rag.index.ivf import build_ivf
 from rag.index.keyword import KeywordSearcher
 from rag.index.manifest import MANIFEST, Manifest, read_manifest, write_manifest
 from rag.index.space import disk_full, folder_bytes, is_disk_full
 from rag.index.store import Store
-from rag.ingest import IngestReport, read_sources
+from rag.ingest import IngestReport
 from rag.ingest.chunking import Chunker, ChunkingSettings
+from rag.ingest.web.refresh import RefreshReport
+from rag.ingest.web.sources import has_url_sources, read_all
 from rag.models import Article, Chunk, Problem, Quote
 from rag.settings import Settings
 
 QuoteExtractor = Callable[[Article], Sequence[Quote]]
+
+
+class EmbedChunks(Protocol):
+    """How a reindex embeds the chunks it cannot reuse: ``embed_documents`` in this process (the
+    default), or ``rag.index.distributed.RayEmbedding`` on a Ray cluster. Either returns one
+    vector per text, in the order of ``texts``, from ``embedder``'s model and backend."""
+
+    def __call__(self, embedder: Embedder, texts: Sequence[str], batch_size: int = 64,
+                 progress: bool = False) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -57,15 +69,18 @@ class ReindexSummary:
     duplicates: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     index_kind: str = "exact"
+    # The refresh round of the URL sources (feeds, pages); None when the index has none.
+    fetched: RefreshReport | None = None
 
     def line(self) -> str:
+        fetched = f"; {self.fetched.line()}" if self.fetched is not None else ""
         return (
             f"indexed {self.articles} articles into {self.index_dir}: {self.added} added, "
             f"{self.updated} updated, {self.removed} removed, {self.unchanged} unchanged, "
             f"{len(self.skipped) + len(self.duplicates)} skipped "
             f"({len(self.skipped)} unusable, {len(self.duplicates)} duplicates); "
             f"{self.chunks} chunks ({self.embedded} embedded, {self.reused} reused, "
-            f"{self.index_kind} index) in {self.seconds:.1f}s"
+            f"{self.index_kind} index) in {self.seconds:.1f}s{fetched}"
         )
 
 
@@ -96,14 +111,21 @@ def _embed_key(text: str) -> str:
 
 
 class Indexer:
-    """Builds generations of one index folder. Only one reindex runs per folder at a time."""
+    """Builds generations of one index folder. Only one reindex runs per folder at a time.
+
+    ``embed_chunks`` embeds the chunks whose vectors cannot be reused (default
+    ``embed_documents``: here, with ``embedder``); everything else, from reading to the swap, is
+    the same wherever that runs.
+    """
 
     def __init__(self, settings: Settings, embedder: Embedder, chunker: Chunker,
-                 quote_extractor: QuoteExtractor | None = None) -> None:
+                 quote_extractor: QuoteExtractor | None = None,
+                 embed_chunks: EmbedChunks | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
         self.chunker = chunker
         self.quote_extractor = quote_extractor
+        self.embed_chunks: EmbedChunks = embed_chunks or embed_documents
 
     def chunking_settings(self) -> dict[str, Any]:
         s: ChunkingSettings = self.chunker.settings
@@ -118,16 +140,17 @@ class Indexer:
         index_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive_lock(index_dir):
             recorded = _recorded(index_dir)
+            named = bool(sources)
             if not sources:
                 # Taken from the manifest, which names them even when its generation is damaged or gone.
                 sources = recorded.sources if recorded else ()
-                if not sources:
+                if not sources and not has_url_sources(index_dir):
                     raise SourceError(
                         f"no sources given and none recorded in {index_dir}: "
                         "run 'rag reindex <folder-or-files>'"
                     )
-            resolved = [str(Path(s).resolve()) for s in sources]
-            report = read_sources(resolved)
+            # URL sources are refreshed here, under the lock: one round per reindex.
+            resolved, report, fetched = read_all(sources, index_dir, self.settings.fetch, named=named)
             if not report.articles:
                 reasons = "; ".join(f"{p.origin}: {p.reason}" for p in report.problems[:5])
                 raise SourceError(
@@ -144,6 +167,7 @@ class Indexer:
                 build.mkdir()
                 manifest, summary = self._build(build, final.name, report, previous, resolved, started,
                                                 notes=[unreadable] if unreadable else [])
+                summary = replace(summary, fetched=fetched)
                 os.rename(build, final)
                 left = final
                 write_manifest(index_dir, manifest)
@@ -218,7 +242,8 @@ class Indexer:
         store.commit()
         store.close()
         np.save(build / "vectors.npy", vectors)
-        DenseSearcher(build_dense(vectors, kind), vectors, kind).save(build / "dense.faiss")
+        dense, ivf_info = self._dense(build, generation, vectors, kind, previous)
+        DenseSearcher(dense, vectors, kind).save(build / "dense.faiss")
         KeywordSearcher.build(texts).save(build / "bm25")
 
         seconds = time.perf_counter() - started
@@ -226,6 +251,7 @@ class Indexer:
             model=self.embedder.name, dimension=int(vectors.shape[1]),
             model_backend=embedder_backend(self.embedder), chunking=self.chunking_settings(),
             index_kind=kind, ann_threshold=self.settings.ann_threshold,
+            ivf_threshold=self.settings.ivf_threshold, ivf=ivf_info,
             articles=len(articles), chunks=len(rows), sources=tuple(sources),
             built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             build_seconds=round(seconds, 2), generation=generation,
@@ -243,8 +269,8 @@ class Indexer:
                  ) -> tuple[np.ndarray, int]:
         known = previous.embed_keys if previous and previous.reuse else {}
         fresh = [i for i, key in enumerate(keys) if key not in known]
-        new = embed_documents(self.embedder, [texts[i] for i in fresh],
-                              batch_size=self.settings.batch_size, progress=self.settings.progress)
+        new = self.embed_chunks(self.embedder, [texts[i] for i in fresh],
+                                batch_size=self.settings.batch_size, progress=self.settings.progress)
         dim = new.shape[1] if len(fresh) else (previous.vectors.shape[1] if known else self.embedder.dimension)
         vectors = np.zeros((len(texts), dim), dtype=np.float32)
         if len(fresh):
@@ -257,8 +283,27 @@ class Indexer:
 
     def _index_kind(self, n: int) -> str:
         if self.settings.index_type == "auto":
+            if n >= self.settings.ivf_threshold:
+                return "ivf"
             return "hnsw" if n >= self.settings.ann_threshold else "exact"
         return self.settings.index_type
+
+    def _dense(self, build: Path, generation: str, vectors: np.ndarray, kind: str,
+               previous: PreviousBuild | None) -> tuple[Any, dict[str, Any] | None]:
+        """The FAISS index, and for ivf its manifest record. An ivf build reuses the previous
+        generation's trained quantiser when its vectors are reused (same model and chunking)."""
+        if kind != "ivf":
+            return build_dense(vectors, kind), None
+        prior, why = None, "first build"
+        if previous is not None and not previous.reuse:
+            why = "the previous generation's vectors were not reused (--full, or another model or chunking)"
+        elif previous is not None and previous.manifest.ivf is None:
+            why = f"the previous generation was {previous.manifest.index_kind}"
+        elif previous is not None:
+            prior = self.settings.index_dir / previous.manifest.generation
+        index, info = build_ivf(build, vectors, generation, prior, previous.manifest.ivf if previous else None,
+                                reason=why)
+        return index, info.to_json()
 
 
 def _diff(articles: list[Article], hashes: list[str], old: dict[str, tuple[str, str]]) -> dict[str, int]:

@@ -7,6 +7,7 @@ Layout of ``index/``::
         store.sqlite       articles, chunks (offsets), quotes
         vectors.npy        float32 embeddings, one row per chunk
         dense.faiss        FAISS index over those rows
+        ivf.trained.faiss  (ivf only) the trained, empty index the next reindex adds to
         bm25/              bm25s keyword index over the same rows
 
 A reindex writes a new generation beside the old one and then replaces ``manifest.json``

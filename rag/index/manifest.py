@@ -4,12 +4,16 @@
 
     {"format_version": 1, "generation": "gen-...",
      "model": {"name": "...", "dimension": 384, "backend": "torch"},
-     "chunking": {"max_tokens": 200, ...}, "index": {"kind": "exact", "ann_threshold": 200000},
+     "chunking": {"max_tokens": 200, ...},
+     "index": {"kind": "exact", "ann_threshold": 200000, "ivf_threshold": 1000000},
      "counts": {"articles": 6, "chunks": 9}, "sources": ["/news"],
      "built_at": "2024-01-05T10:00:00+00:00", "build_seconds": 1.2}
 
-Readers check the format version first, so a manifest from a later rag is refused before its
-other fields are trusted.
+An ``ivf`` index also records how its quantiser was trained, under ``index.ivf``
+(``rag.index.ivf.IvfInfo``: nlist, code, the rows it was sized for, the generation that trained
+it and why). Readers check the format version first, so a manifest from a later rag is refused
+before its other fields are trusted. Adding the ``ivf`` kind kept version 1: the fields it adds are
+optional, and a manifest without them (every one written before) reads as before.
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ class Manifest:
     built_at: str
     build_seconds: float
     generation: str
+    # None in a manifest from before the ivf kind existed.
+    ivf_threshold: int | None = None
+    # ``IvfInfo.to_json()`` of an ivf index; None for the other kinds.
+    ivf: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -66,11 +74,16 @@ class Manifest:
         model: dict[str, Any] = {"name": self.model, "dimension": self.dimension}
         if self.model_backend is not None:
             model["backend"] = self.model_backend
+        index: dict[str, Any] = {"kind": self.index_kind, "ann_threshold": self.ann_threshold}
+        if self.ivf_threshold is not None:
+            index["ivf_threshold"] = self.ivf_threshold
+        if self.ivf is not None:
+            index["ivf"] = dict(self.ivf)
         return {
             "format_version": self.format_version,
             "model": model,
             "chunking": dict(self.chunking),
-            "index": {"kind": self.index_kind, "ann_threshold": self.ann_threshold},
+            "index": index,
             "counts": {"articles": self.articles, "chunks": self.chunks},
             "sources": list(self.sources),
             "built_at": self.built_at,
@@ -84,6 +97,7 @@ class Manifest:
         or of the wrong kind."""
         model, index, counts = data["model"], data["index"], data["counts"]
         backend = model.get("backend")
+        ivf_threshold, ivf = index.get("ivf_threshold"), index.get("ivf")
         return cls(
             model=str(model["name"]),
             dimension=int(model["dimension"]),
@@ -97,6 +111,8 @@ class Manifest:
             built_at=str(data["built_at"]),
             build_seconds=float(data["build_seconds"]),
             generation=str(data["generation"]),
+            ivf_threshold=None if ivf_threshold is None else int(ivf_threshold),
+            ivf=None if ivf is None else dict(ivf),
             format_version=int(data["format_version"]),
         )
 
