@@ -24,7 +24,6 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date
 from typing import Callable, Sequence
 
 import numpy as np
@@ -34,6 +33,7 @@ from rag.answer.sentence_rank import SentenceCandidate, SentenceRanker, sentence
 from rag.embed import Embedder
 from rag.models import Answer, Citation, Hit, Quote
 from rag.text.cues import answer_cue, asks_reason_or_manner, novelty, question_words
+from rag.text.dates import stored_day
 from rag.text.quotes import asked_speaker, same_person
 from rag.text.words import QUESTION_WORDS, stems
 
@@ -166,7 +166,7 @@ class ExtractiveAnswerer:
         if not candidates:
             return [], sentence_features(question, [], [], [], None, self.terms)
         shortlist, semantic, lexical = self._shortlist(question, candidates)
-        return shortlist, sentence_features(question, shortlist, semantic, lexical, _day(as_of), self.terms)
+        return shortlist, sentence_features(question, shortlist, semantic, lexical, stored_day(as_of), self.terms)
 
     def _shortlist(self, question: str, candidates: list[SentenceCandidate], speaker: str | None = None,
                    on_topic: dict[int, float] | None = None) -> tuple[list[SentenceCandidate], list[float], list[float]]:
@@ -233,7 +233,7 @@ class ExtractiveAnswerer:
                 if lead is not None and not same_person(lead.speaker or "", c.speaker):
                     c.score -= 1.0
         elif self.ranker is not None:
-            matrix = sentence_features(question, shortlist, semantic, lexical, _day(as_of), self.terms)
+            matrix = sentence_features(question, shortlist, semantic, lexical, stored_day(as_of), self.terms)
             for c, p in zip(shortlist, self.ranker.predict(matrix).tolist()):
                 c.learned = p
             return shortlist, True
@@ -277,13 +277,6 @@ class ExtractiveAnswerer:
         return groups
 
 
-
-
-def _day(as_of: str | None) -> date | None:
-    try:
-        return date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        return None
 
 
 def _signature(text: str) -> set[str]:
