@@ -401,14 +401,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
             try:
                 summary = pipeline.reindex()
             except RagError as exc:  # this round failed; the next may not (a site back up, a lock released)
-                print(f"round {rounds + 1}: error: {exc}", file=sys.stderr)
+                summary, error = None, exc
+            # Counted done before it is reported: a Ctrl-C just after the report says "after N rounds".
+            midround = False
+            rounds += 1
+            if summary is None:
+                print(f"round {rounds}: error: {error}", file=sys.stderr)
             else:
                 if not args.quiet:
                     for problem in summary.skipped:
                         print(f"skipped {problem.origin}: {problem.reason}", file=sys.stderr)
-                print(f"round {rounds + 1}: {summary.line()}", flush=True)
-            midround = False
-            rounds += 1
+                print(f"round {rounds}: {summary.line()}", flush=True)
             if args.rounds and rounds >= args.rounds:
                 return 0
             # Rounds start on the beat, however long each took; one that overran starts the next at once.
