@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# Ray (ray[data]: pandas and pyarrow, never torch) for `rag reindex --ray` and the tests marked `ray`.
+# Ray (ray[data,serve]: pandas, pyarrow and grpcio, never torch) for `rag reindex --ray`, `rag serve --ray`
+# and the tests marked `ray`.
 # torch stays the pinned CPU build: pip upgrades nothing that is already satisfied.
 $(VENV)/.ray-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,ray]'

@@ -3,7 +3,8 @@
 - ``cli``: ``rag reindex | search | ask | eval | serve``;
 - ``app`` (routes), ``schemas`` (request and response models), ``errors`` (error responses),
   ``jobs`` (background reindexes), ``settings`` and ``server`` (uvicorn): the HTTP API,
-  ``create_app(ApiSettings(...))``, which ``rag serve`` runs.
+  ``create_app(ApiSettings(...))``, which ``rag serve`` runs; ``ray_serve``: the same app as a Ray
+  Serve application (``rag serve --ray``).
 
 Each shell builds one ``rag.Pipeline`` and calls it. The web stack is imported on first use of
 a name below, so the command line starts without FastAPI unless it serves.

@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "as POST /reindex does")
     _scorer_option(p)
     _llm_options(p)  # for POST /ask {"answerer": "llm"}
+    g = p.add_argument_group("serving on a Ray cluster (pip install 'newsrag[ray]')")
+    g.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="serve as a Ray Serve application on the cluster whose head is at ADDRESS (HOST:PORT; "
+                        "without one, $RAY_ADDRESS, else a Ray started on this machine; 'auto': always this "
+                        "machine); every node must see the index folder at the same path")
+    g.add_argument("--replicas", type=int, metavar="N", help="with --ray: copies of the app across the "
+                   "cluster, 1 CPU each (default 2)")
     return parser
 
 
@@ -385,7 +392,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings.replace(llm=_llm_config(args), **_scorer_choice(args))
     if args.refresh:
         settings = settings.replace(refresh_s=parse_interval(args.refresh, "--refresh"))
-    return serve(settings, host=args.host, port=args.port)
+    if args.ray is None:
+        if args.replicas is not None:
+            raise BadSetting("--replicas needs --ray: a plain server is one process")
+        return serve(settings, host=args.host, port=args.port)
+    from api.ray_serve import RayServeOptions, serve_on_ray
+
+    if settings.refresh_s:
+        raise BadSetting("--refresh (or $RAG_REFRESH) with --ray would refresh from every replica: run "
+                         "'rag watch --every INTERVAL' beside the cluster instead")
+    address = args.ray or os.environ.get("RAY_ADDRESS") or None
+    if address == "auto":  # as `rag reindex --ray auto`: a Ray of its own on this machine
+        address = None
+    options = RayServeOptions(address=address, replicas=2 if args.replicas is None else args.replicas,
+                              host=args.host, port=args.port)
+    return serve_on_ray(settings, options)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -22,8 +22,18 @@ def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000) -> i
     >>> # serve(ApiSettings(index_dir=Path("index")))   # blocks
     """
     pipeline = build_pipeline(settings)
+    announce(settings, host, port)
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["api"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    uvicorn.run(create_app(settings, pipeline), host=host, port=port, log_config=log_config)
+    return 0
+
+
+def announce(settings: ApiSettings, host: str, port: int, how: str = "") -> None:
+    """Print the URL (``how`` says what serves it, e.g. "2 replicas on Ray Serve"), a curl example,
+    and a warning when anyone on the network may reindex."""
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    print(f"serving on {url} (API docs: {url}/docs)")
+    print(f"serving on {url}{f' with {how}' if how else ''} (API docs: {url}/docs)")
     if settings.retrieval_only:
         print(f"try: curl -s '{url}/search?q=What+did+Blinken+say+about+China%3F&k=3'")
     else:
@@ -33,7 +43,3 @@ def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000) -> i
         print(f"warning: listening on {host} with no RAG_API_KEY: anyone who can reach it can reindex",
               file=sys.stderr)
     sys.stdout.flush()
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"]["api"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    uvicorn.run(create_app(settings, pipeline), host=host, port=port, log_config=log_config)
-    return 0
