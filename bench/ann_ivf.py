@@ -6,6 +6,7 @@ Reproduces BENCHMARKS.md, "Search latency and ANN recall" > "The compressed inde
     .venv/bin/python bench/ann_ivf.py sweep     # nlist x code x nprobe x re-score depth
     .venv/bin/python bench/ann_ivf.py library   # the shipped settings through rag.index.dense
     .venv/bin/python bench/ann_ivf.py drift     # recall when the data drifts from the training sample
+    .venv/bin/python bench/ann_ivf.py stream --n 10000000   # the shipped settings, nothing held in RAM
 
 Options: [--n 1000000] [--queries 1000] [--latency-queries 200] [--clusters 2000] [--threads 2].
 
@@ -26,6 +27,19 @@ library does, through ``np.load(mmap_mode="r")``. Ground truth: exact inner prod
   the raw FAISS call with 2 threads), unfiltered and under a 20% and a 2% row filter.
 - ``drift``: the quantizer trained on a sample from only some of the clusters (older news),
   then every vector added without retraining: recall and the drift statistic the library checks.
+- ``stream``: ``library`` for sizes whose floats do not fit in memory (10M x 384 is 15.4 GB). The
+  vectors are generated 500k rows at a time (seeded per piece, so the first 1M rows equal the
+  1M file) and written to bench-out/ivf/vectors-N.npy; the exact top 10 (unfiltered and under
+  each ``--filter-shares`` row filter) comes from one chunked scan of that file, keeping the best
+  10 per query across chunks; the index is built by the library's ``ivf.train`` and ``ivf.fill``
+  on the memory-mapped file (a 100k-row training sample, then rows added 100k at a time: the
+  build never holds the floats). A fresh process then evicts the file from the page cache
+  (``posix_fadvise`` DONTNEED, this file only), loads the index as ``load_index`` does and times
+  ``DenseSearcher.search`` cold (first touch of the re-scored rows) and warm (the same queries
+  again), reports RSS, RssAnon and RssFile, and a small nprobe x re-score depth table. Every
+  process aborts itself if its anonymous memory passes ``--max-anon-gb`` (default 12). A later
+  run reuses the file, the ground truth and the built index (its record: stream-N/build.json)
+  and only probes again.
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -275,9 +290,279 @@ def drift(args: argparse.Namespace) -> None:
                                        "records": records, "environment": environment()})
 
 
+PIECE = 500_000  # rows generated and written at a time, seeded 2 + first row (as ``data`` writes them)
+
+
+def status_mb() -> dict[str, float]:
+    """VmRSS, RssAnon (what the process itself holds), RssFile (mapped file pages, the page
+    cache's to drop) and VmHWM (peak VmRSS, file pages included) of this process, in MiB."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+class AnonGuard:
+    """Ends this process when its anonymous memory passes ``limit_mb``, and keeps the peak seen.
+
+    The machine is shared and has no swap. Only anonymous memory is guarded: the pages of a
+    memory-mapped file are the page cache's and reclaimable, and an address-space limit
+    (``ulimit -v``) would refuse the 15 GB map itself."""
+
+    def __init__(self, limit_mb: float, every_s: float = 0.2) -> None:
+        self.limit_mb = limit_mb
+        self.peak_mb = 0.0
+        self._every = every_s
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            anon = status_mb()["RssAnon"]
+            self.peak_mb = max(self.peak_mb, anon)
+            if anon > self.limit_mb:
+                log(f"RssAnon {anon:.0f} MiB is over the {self.limit_mb:.0f} MiB guard: stopping")
+                os._exit(3)
+            time.sleep(self._every)
+
+
+def _drop_cache(path: Path, offset: int = 0, length: int = 0) -> None:
+    """Let the page cache drop this file's pages (only unmapped ones go): others share the machine."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def write_vectors(path: Path, n: int, mix: Mixture) -> float:
+    """Rows 0..n-1 of the mixture written to ``path`` as .npy, ``PIECE`` rows at a time, each piece
+    synced and dropped from the page cache behind it; returns the seconds taken."""
+    partial = path.with_name(path.name + ".partial")
+    with Timer() as tm:
+        np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, DIM))._mmap.close()
+        offset = np.load(partial, mmap_mode="r").offset
+        with open(partial, "r+b") as f:
+            for lo in range(0, n, PIECE):
+                m = min(PIECE, n - lo)
+                piece = mix.sample(m, seed=2 + lo)
+                os.pwrite(f.fileno(), memoryview(piece).cast("B"), offset + lo * DIM * 4)
+                os.fdatasync(f.fileno())
+                os.posix_fadvise(f.fileno(), offset + lo * DIM * 4, m * DIM * 4, os.POSIX_FADV_DONTNEED)
+                del piece
+                if lo // PIECE % 4 == 0:
+                    log(f"  wrote {lo + m:,} rows")
+        partial.rename(path)
+    return tm.seconds
+
+
+def filter_masks(n: int, shares: list[float]) -> dict[str, np.ndarray]:
+    """The allowed rows of each filter share, drawn the same way in every process."""
+    rng = np.random.default_rng(5)
+    return {str(share): rng.random(n) < share for share in shares}
+
+
+def exact_chunked(path: Path, queries: np.ndarray, masks: dict[str, np.ndarray],
+                  rows: int = 250_000) -> dict[str, np.ndarray]:
+    """Exact top K rows of each query, unfiltered ("all") and within each mask, from one pass
+    over the file in blocks of ``rows`` read (not mapped, so their pages can be dropped behind),
+    keeping each query's best K across blocks."""
+    base = np.load(path, mmap_mode="r")
+    n, offset = base.shape[0], base.offset
+    del base
+    nq = len(queries)
+    best = {name: (np.full((nq, K), -np.inf, dtype=np.float32), np.full((nq, K), -1, dtype=np.int64))
+            for name in ["all", *masks]}
+    buf = np.empty((rows, DIM), dtype=np.float32)
+    with open(path, "rb") as f:
+        for lo in range(0, n, rows):
+            m = min(rows, n - lo)
+            block = buf[:m]
+            f.seek(offset + lo * DIM * 4)
+            if f.readinto(memoryview(block).cast("B")) != m * DIM * 4:
+                raise RuntimeError(f"{path} is shorter than its header says")
+            os.posix_fadvise(f.fileno(), offset + lo * DIM * 4, m * DIM * 4, os.POSIX_FADV_DONTNEED)
+            for name, (old_scores, old_ids) in best.items():
+                keep = None if name == "all" else np.flatnonzero(masks[name][lo:lo + m])
+                sub = block if keep is None else block[keep]
+                if len(sub) == 0:
+                    continue
+                scores, ids = faiss.knn(queries, sub, min(K, len(sub)), metric=faiss.METRIC_INNER_PRODUCT)
+                ids = lo + (ids if keep is None else keep[ids])
+                all_scores = np.concatenate([old_scores, scores], axis=1)
+                all_ids = np.concatenate([old_ids, ids], axis=1)
+                top = np.argsort(-all_scores, axis=1, kind="stable")[:, :K]
+                best[name] = (np.take_along_axis(all_scores, top, 1), np.take_along_axis(all_ids, top, 1))
+            if lo // rows % 8 == 0:
+                log(f"  exact scan: {lo + m:,} rows")
+    return {name: ids for name, (_, ids) in best.items()}
+
+
+def _stream_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    return (OUT / f"vectors-{args.n}.npy", OUT / f"gt-stream-{args.n}-{args.queries}.npz",
+            OUT / f"stream-{args.n}")
+
+
+def build_stream(args: argparse.Namespace, path: Path, folder: Path, guard: AnonGuard) -> dict:
+    """Train and fill the index by the library's ivf functions on the memory-mapped file; save it."""
+    from rag.index import ivf
+    from rag.index.dense import DenseSearcher
+
+    base = np.load(path, mmap_mode="r")
+    folder.mkdir(exist_ok=True)
+    mem_before = status_mb()
+    with Timer() as train_t:
+        trained = ivf.train(base, generation="bench")
+    faiss.write_index(trained.index, str(folder / ivf.TRAINED))
+    log(f"ivf.train: {train_t.seconds:.0f}s ({train_t.cpu_seconds:.0f} CPU-s), {trained.info}")
+    with Timer() as add_t:
+        index = ivf.fill(trained.index, base)
+    log(f"ivf.fill: {add_t.seconds:.0f}s ({add_t.cpu_seconds:.0f} CPU-s)")
+    DenseSearcher(index, base, "ivf").save(folder / "dense.faiss")
+    build = {"train_s": round(train_t.seconds, 1), "train_cpu_s": round(train_t.cpu_seconds, 1),
+             "add_s": round(add_t.seconds, 1), "add_cpu_s": round(add_t.cpu_seconds, 1),
+             "build_s": round(train_t.seconds + add_t.seconds, 1),
+             "ivf_info": trained.info.to_json(), "rss_mb_before": mem_before,
+             "rss_mb_after": status_mb(), "peak_anon_mb": guard.peak_mb}
+    del index, trained, base
+    if not (folder / "vectors.npy").exists():
+        os.link(path, folder / "vectors.npy")
+    return {"build": build}
+
+
+def stream(args: argparse.Namespace) -> None:
+    """Generate, scan, build and save without holding the floats; then probe in a fresh process."""
+    guard = AnonGuard(args.max_anon_gb * 1024)
+    OUT.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    mix = Mixture(args.clusters, seed=1, spread=1.0, shared=0.5)
+    path, gt_path, folder = _stream_paths(args)
+    result: dict = {"command": "bench/ann_ivf.py " + " ".join(sys.argv[1:]), "n": args.n,
+                    "queries": args.queries, "filter_shares": args.filter_shares}
+    if not path.exists():
+        result["write_s"] = round(write_vectors(path, args.n, mix), 1)
+        log(f"wrote {path} in {result['write_s']:.0f}s")
+    queries = mix.sample(args.queries, seed=3)
+    if not gt_path.exists():
+        with Timer() as tm:
+            gt = exact_chunked(path, queries, filter_masks(args.n, args.filter_shares))
+        np.savez(gt_path, **gt)
+        result["exact_scan_s"] = round(tm.seconds, 1)
+        log(f"exact top {K} of {args.queries} queries (and under {len(args.filter_shares)} filters) "
+            f"in {tm.seconds:.0f}s")
+    if (folder / "build.json").exists():  # built by an earlier run: probe it again
+        result.update(json.loads((folder / "build.json").read_text()), build_reused=True)
+    else:
+        result.update(build_stream(args, path, folder, guard))
+        (folder / "build.json").write_text(json.dumps(
+            {k: result[k] for k in ("write_s", "exact_scan_s", "build") if k in result}, indent=1) + "\n")
+    _drop_cache(path)
+    probe = subprocess.run([sys.executable, __file__, "_stream_probe", "--n", str(args.n),
+                            "--queries", str(args.queries), "--latency-queries", str(args.latency_queries),
+                            "--clusters", str(args.clusters), "--max-anon-gb", str(args.max_anon_gb),
+                            "--filter-shares", *map(str, args.filter_shares)],
+                           capture_output=True, text=True, check=False)
+    sys.stderr.write(probe.stderr)
+    if probe.returncode:
+        raise SystemExit(f"the probe failed with exit status {probe.returncode}")
+    result["search"] = json.loads(probe.stdout.splitlines()[-1])
+    result["disk_mb"] = {p.name: round(p.stat().st_size / 2**20, 1) for p in sorted(folder.iterdir())
+                         if p.suffix != ".json"}
+    result["environment"] = env
+    _drop_cache(path)
+    print(json.dumps({k: v for k, v in result.items() if k != "environment"}, indent=1))
+    finish(f"ann_ivf-stream-{args.n}", result)
+
+
+def stream_probe(args: argparse.Namespace) -> None:
+    """In a fresh process: the float file out of the page cache, the index loaded as
+    ``load_index`` does, then cold and warm searches, recall, filters and a small sweep."""
+    from rag.index import ivf
+    from rag.index.dense import DenseSearcher
+
+    guard = AnonGuard(args.max_anon_gb * 1024)
+    _, gt_path, folder = _stream_paths(args)
+    queries = Mixture(args.clusters, seed=1, spread=1.0, shared=0.5).sample(args.queries, seed=3)
+    gt = np.load(gt_path)
+    lq = queries[:args.latency_queries]
+    _drop_cache(folder / "vectors.npy")
+    out: dict = {"rss_mb": {"before_load": status_mb()}}
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    with Timer() as tm:
+        searcher = DenseSearcher.load(folder / "dense.faiss", vectors, "ivf")
+    out["load_s"] = round(tm.seconds, 2)
+    out["rss_mb"]["after_load"] = status_mb()
+
+    def timed(qs: np.ndarray) -> tuple[list[float], list[float]]:
+        lat, cpu = [], []
+        for q in qs:
+            t0, c0 = time.perf_counter(), time.process_time()
+            searcher.search(q, K)
+            lat.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        return lat, cpu
+
+    lat, cpu = timed(lq)
+    out["latency_cold"] = {**summary_ms(lat), "cpu_ms_p50": summary_ms(cpu)["p50_ms"]}
+    out["rss_mb"]["after_cold_searches"] = status_mb()
+    found = [searcher.search(q, K)[0] for q in queries]
+    out["recall_at_10"] = round(recall(found, gt["all"]), 4)
+    lat, cpu = timed(lq)
+    out["latency_warm"] = {**summary_ms(lat), "cpu_ms_p50": summary_ms(cpu)["p50_ms"]}
+    out["rss_mb"]["after_searches"] = status_mb()
+    log(f"recall@10 {out['recall_at_10']}, cold p50 {out['latency_cold']['p50_ms']} ms, "
+        f"warm p50 {out['latency_warm']['p50_ms']} ms, {out['rss_mb']['after_searches']}")
+    index = searcher.index
+    faiss.omp_set_num_threads(2)
+    lat2 = []
+    for q in lq:
+        t0 = time.perf_counter()
+        _, f = index.search(q.reshape(1, -1), ivf.depth(K), params=faiss.SearchParametersIVF(nprobe=ivf.NPROBE))
+        rescored(vectors, q, f[0])
+        lat2.append(time.perf_counter() - t0)
+    out["latency_2_threads_raw"] = summary_ms(lat2)
+    # nprobe x re-score depth, raw FAISS + the same re-scoring: recall on every query, latency
+    # (1 thread, warm) at each depth on the latency queries.
+    out["sweep"] = []
+    depths = (100, 200, 500)
+    for nprobe in (16, 32, 64):
+        params = faiss.SearchParametersIVF(nprobe=nprobe)
+        _, cand = index.search(queries, max(depths), params=params)
+        rec = {"nprobe": nprobe}
+        faiss.omp_set_num_threads(1)
+        for d in depths:
+            top = [rescored(vectors, q, c[:d]) for q, c in zip(queries, cand)]
+            lat = []
+            for q in lq:
+                t0 = time.perf_counter()
+                _, f = index.search(q.reshape(1, -1), d, params=params)
+                rescored(vectors, q, f[0])
+                lat.append(time.perf_counter() - t0)
+            rec[str(d)] = {"recall_at_10": round(recall(top, gt["all"]), 4), "p50_ms": summary_ms(lat)["p50_ms"]}
+        faiss.omp_set_num_threads(2)
+        out["sweep"].append(rec)
+        log(f"sweep {rec}")
+    faiss.omp_set_num_threads(1)
+    for share, allowed in filter_masks(len(vectors), args.filter_shares).items():
+        lat, got = [], []
+        for q in queries[:100]:
+            t0 = time.perf_counter()
+            rows, _ = searcher.search(q, K, allowed)
+            lat.append(time.perf_counter() - t0)
+            got.append(rows)
+            assert allowed[rows].all()
+        out[f"filter_{share}"] = {"rows": int(allowed.sum()), "recall_at_10": round(recall(got, gt[share][:100]), 4),
+                                  **summary_ms(lat)}
+        log(f"filter {share}: {out[f'filter_{share}']}")
+    out["rss_mb"]["at_end"] = status_mb()
+    out["peak_anon_mb"] = guard.peak_mb
+    print(json.dumps(out))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("phase", choices=["sweep", "library", "drift", "_probe"])
+    ap.add_argument("phase", choices=["sweep", "library", "drift", "stream", "_probe", "_stream_probe"])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--latency-queries", type=int, default=200)
@@ -288,9 +573,12 @@ def main() -> None:
     ap.add_argument("--nprobes", type=int, nargs="*", default=[8, 16, 32, 64])
     ap.add_argument("--depths", type=int, nargs="*", default=[50, 100, 200])
     ap.add_argument("--shares", type=float, nargs="*", default=[1.0, 0.5, 0.2])
+    ap.add_argument("--filter-shares", type=float, nargs="*", default=[0.2, 0.02, 0.002])
+    ap.add_argument("--max-anon-gb", type=float, default=12.0)
     args = ap.parse_args()
     faiss.omp_set_num_threads(args.threads)
-    {"sweep": sweep, "library": library, "drift": drift, "_probe": probe}[args.phase](args)
+    {"sweep": sweep, "library": library, "drift": drift, "stream": stream, "_probe": probe,
+     "_stream_probe": stream_probe}[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from rag import IndexCorrupt, IndexMismatch, IndexNotBuilt, Pipeline, Settings, SourceError
+from rag.index.keyword import KeywordSearcher
 from rag.index.loaded import load_index
 from rag.index.manifest import read_manifest, write_manifest
 from rag.models import IndexInfo
@@ -260,6 +261,20 @@ def test_hnsw_index_finds_what_exact_search_finds(tmp_path, corpus, embedder):
     assert pipeline.index().manifest.index_kind == "hnsw"
     hit = pipeline.search("Which city is the most expensive for expatriates?", k=1, mode="dense")[0]
     assert hit.article.id == "reuters-2022-06-08-eca"
+
+
+def test_a_large_keyword_index_is_memory_mapped_and_finds_the_same(built):
+    pipeline, _, _ = built
+    folder = pipeline.settings.index_dir / read_manifest(pipeline.settings.index_dir).generation / "bm25"
+    read_in, mapped = KeywordSearcher.load(folder), KeywordSearcher.load(folder, mmap_above=0)
+    arrays = ("data", "indices", "indptr")
+    assert [type(read_in.retriever.scores[a]) for a in arrays] == [np.ndarray] * 3  # a small index
+    assert [type(mapped.retriever.scores[a]) for a in arrays] == [np.memmap] * 3
+    for query in ("baby formula plant", "North Korea artillery shells", "Which city is the most expensive?"):
+        rows, scores = mapped.search(query, 5)
+        want_rows, want_scores = read_in.search(query, 5)
+        assert len(rows) > 0
+        assert (rows.tolist(), scores.tolist()) == (want_rows.tolist(), want_scores.tolist())
 
 
 @pytest.mark.slow
