@@ -45,7 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import finish  # noqa: E402
+from _common import finish, log  # noqa: E402
 
 from rag.evaluate import contains  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
@@ -57,10 +57,6 @@ from rag.settings import Settings  # noqa: E402
 EXAMPLES_FORMAT = 1
 NEGATIVES = 24  # hard negatives kept per question
 EVIDENCE_DEPTH = 20
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def read_raw_questions(path: Path) -> list[dict[str, Any]]:
@@ -98,8 +94,7 @@ def build_examples(pipeline: Pipeline, questions_path: Path) -> list[dict[str, A
             positives |= {r for h, (r, _) in zip(hits_for(index, ranked), ranked)
                           if contains(h.chunk.text, q["answer"])}
         examples.append({"id": q["id"], "date": q["date"], "question": q["question"],
-                         "positives": sorted(positives), "negatives": negatives,
-                         "pool_hit": any(contains(c.hit.chunk.text, q["answer"]) for c in pool[:10])})
+                         "positives": sorted(positives), "negatives": negatives})
         if n % 200 == 0:
             log(f"{n}/{len(raw)} questions, {time.perf_counter() - started:.0f}s")
     cache.parent.mkdir(parents=True, exist_ok=True)
