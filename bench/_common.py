@@ -16,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,6 +44,40 @@ def rss_mb() -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             out["rss_mb" if key == "VmRSS" else "peak_rss_mb"] = round(int(value.split()[0]) / 1024, 1)
     return out
+
+
+def status_mb() -> dict[str, float]:
+    """VmRSS, RssAnon (what the process itself holds), RssFile (mapped file pages, the page
+    cache's to drop) and VmHWM (peak VmRSS, file pages included) of this process, in MiB."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+class AnonGuard:
+    """Ends this process when its anonymous memory passes ``limit_mb``, and keeps the peak seen.
+
+    The machine is shared and has no swap. Only anonymous memory is guarded: the pages of a
+    memory-mapped file are the page cache's and reclaimable, and an address-space limit
+    (``ulimit -v``) would refuse the 15 GB map itself."""
+
+    def __init__(self, limit_mb: float, every_s: float = 0.2) -> None:
+        self.limit_mb = limit_mb
+        self.peak_mb = 0.0
+        self._every = every_s
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            anon = status_mb()["RssAnon"]
+            self.peak_mb = max(self.peak_mb, anon)
+            if anon > self.limit_mb:
+                log(f"RssAnon {anon:.0f} MiB is over the {self.limit_mb:.0f} MiB guard: stopping")
+                os._exit(3)
+            time.sleep(self._every)
 
 
 def pct(values: Sequence[float], q: float) -> float:

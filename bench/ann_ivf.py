@@ -49,7 +49,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -57,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import SCRATCH, Timer, environment, finish, log, summary_ms, table  # noqa: E402
+from _common import SCRATCH, AnonGuard, Timer, environment, finish, log, status_mb, summary_ms, table  # noqa: E402
 from ann_recall import DIM, K, Mixture  # noqa: E402
 from faiss.contrib.ivf_tools import add_preassigned  # noqa: E402
 
@@ -291,40 +290,6 @@ def drift(args: argparse.Namespace) -> None:
 
 
 PIECE = 500_000  # rows generated and written at a time, seeded 2 + first row (as ``data`` writes them)
-
-
-def status_mb() -> dict[str, float]:
-    """VmRSS, RssAnon (what the process itself holds), RssFile (mapped file pages, the page
-    cache's to drop) and VmHWM (peak VmRSS, file pages included) of this process, in MiB."""
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-            out[key] = round(int(value.split()[0]) / 1024, 1)
-    return out
-
-
-class AnonGuard:
-    """Ends this process when its anonymous memory passes ``limit_mb``, and keeps the peak seen.
-
-    The machine is shared and has no swap. Only anonymous memory is guarded: the pages of a
-    memory-mapped file are the page cache's and reclaimable, and an address-space limit
-    (``ulimit -v``) would refuse the 15 GB map itself."""
-
-    def __init__(self, limit_mb: float, every_s: float = 0.2) -> None:
-        self.limit_mb = limit_mb
-        self.peak_mb = 0.0
-        self._every = every_s
-        threading.Thread(target=self._watch, daemon=True).start()
-
-    def _watch(self) -> None:
-        while True:
-            anon = status_mb()["RssAnon"]
-            self.peak_mb = max(self.peak_mb, anon)
-            if anon > self.limit_mb:
-                log(f"RssAnon {anon:.0f} MiB is over the {self.limit_mb:.0f} MiB guard: stopping")
-                os._exit(3)
-            time.sleep(self._every)
 
 
 def _drop_cache(path: Path, offset: int = 0, length: int = 0) -> None:

@@ -50,14 +50,13 @@ import os
 import pickle
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _common import DATASETS, ROOT, SCRATCH, Timer, environment, finish, log, summary_ms, table  # noqa: E402
+from _common import DATASETS, ROOT, SCRATCH, AnonGuard, Timer, environment, finish, log, status_mb, summary_ms, table  # noqa: E402
 
 OUT = SCRATCH / "bm25"
 ARTICLES = DATASETS / "realtimeqa-2024-2025" / "articles.jsonl.gz"
@@ -65,38 +64,6 @@ QUESTIONS = DATASETS / "realtimeqa-2024-2025" / "questions.jsonl"
 BLOCK = 50_000  # chunks drawn from one seed
 LONGEST_SENTENCE = 80  # words; longer "sentences" are unpunctuated lists and captions
 TARGET_WORDS = (140, 241)
-
-
-class AnonGuard:
-    """Ends this process when its anonymous memory passes ``limit_mb``, and keeps the peak seen.
-
-    The machine is shared and has no swap. Mapped index files are the page cache's and
-    reclaimable, so only anonymous memory (RssAnon) is guarded."""
-
-    def __init__(self, limit_mb: float, every_s: float = 0.1) -> None:
-        self.limit_mb = limit_mb
-        self.peak_mb = 0.0
-        self._every = every_s
-        threading.Thread(target=self._watch, daemon=True).start()
-
-    def _watch(self) -> None:
-        while True:
-            anon = status_mb()["RssAnon"]
-            self.peak_mb = max(self.peak_mb, anon)
-            if anon > self.limit_mb:
-                log(f"RssAnon {anon:.0f} MiB is over the {self.limit_mb:.0f} MiB guard: stopping")
-                os._exit(3)
-            time.sleep(self._every)
-
-
-def status_mb() -> dict[str, float]:
-    """VmRSS, RssAnon, RssFile and VmHWM (peak VmRSS) of this process, in MiB."""
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-            out[key] = round(int(value.split()[0]) / 1024, 1)
-    return out
 
 
 class Pool:
