@@ -55,12 +55,13 @@ PARAMS = {
 }
 
 
-def build_features(index_dir: Path, questions_path: Path, limit: int | None) -> dict[str, np.ndarray]:
+def build_features(index_dir: Path, questions_path: Path, limit: int | None,
+                   depth: int = POOL_DEPTH) -> dict[str, np.ndarray]:
     """X, y, group sizes, question ids and dates for every question, cached on disk."""
     pipeline = Pipeline(Settings(index_dir=index_dir))
     index = pipeline.index()
     key = hashlib.sha1(f"{index.manifest.generation}|{questions_path.resolve()}|{limit}|{FEATURES}|"
-                       f"{POOL_DEPTH}".encode()).hexdigest()[:12]
+                       f"{depth}".encode()).hexdigest()[:12]
     cache = ROOT / "bench-out" / f"ranker-features-{key}.npz"
     if cache.exists():
         return dict(np.load(cache, allow_pickle=False))
@@ -74,10 +75,10 @@ def build_features(index_dir: Path, questions_path: Path, limit: int | None) -> 
     for n, q in enumerate(questions, start=1):
         as_of = date.fromisoformat(q.date) if q.date else date.today()
         flt, frame = as_of_filter(q.question, as_of, SearchFilter())
-        pool = candidate_pool(index, embedder, q.question, flt)
+        pool = candidate_pool(index, embedder, q.question, flt, depth)
         if not pool:
             continue
-        xs.append(features(index, q.question, as_of, frame, pool))
+        xs.append(features(index, q.question, as_of, frame, pool, depth))
         ys.append(np.asarray([contains(c.hit.chunk.text, q.answer) for c in pool], dtype=np.int32))
         groups.append(len(pool))
         ids.append(q.id)
@@ -130,11 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--validation", type=float, default=0.2, help="latest share held back")
     parser.add_argument("--rounds", type=int, default=600)
+    parser.add_argument("--pool-depth", type=int, default=POOL_DEPTH,
+                        help=f"each retriever's top N in the pool (default {POOL_DEPTH}); the card records it")
     args = parser.parse_args(argv)
 
     import lightgbm
 
-    data = build_features(args.index, args.questions, args.limit)
+    data = build_features(args.index, args.questions, args.limit, args.pool_depth)
     train_q, valid_q = split_by_date(data, args.validation)
     tr, va = rows_of(data, train_q), rows_of(data, valid_q)
     train_set = lightgbm.Dataset(data["x"][tr], data["y"][tr], group=data["group"][train_q],
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "format": RANKER_FORMAT,
         "name": f"passage-ranker-{args.questions.parent.name}",
         "features": list(FEATURES),
-        "pool_depth": POOL_DEPTH,
+        "pool_depth": args.pool_depth,
         "trained_on": {"questions": str(args.questions.relative_to(args.questions.anchor))
                        if args.questions.is_absolute() else str(args.questions),
                        "train_questions": int(train_q.sum()), "validation_questions": int(valid_q.sum()),

@@ -108,3 +108,19 @@ def test_the_learned_ranker_orders_the_answers_passages(built):
     for c in answer.citations:
         article = learned.article(c.article_id)
         assert article is not None and article.text[c.start:c.end] == c.quote
+
+
+def test_a_ranker_pools_as_deep_as_its_card_says_it_was_trained(tmp_path, built):
+    """A model trained on each retriever's top 2 re-ranks a pool of at most 2 + 2 passages."""
+    pipeline, _, _ = built
+    shallow = tmp_path / "shallow"
+    shutil.copytree(DEFAULT_RANKER, shallow)
+    card = json.loads((shallow / "card.json").read_text())
+    (shallow / "card.json").write_text(json.dumps({**card, "pool_depth": 2}))
+    assert (PassageRanker.load().pool_depth, PassageRanker.load(shallow).pool_depth) == (card["pool_depth"], 2)
+    settings = Settings(index_dir=pipeline.settings.index_dir, ranker="learned", ranker_path=shallow)
+    hits, _ = Pipeline(settings, embedder=pipeline.embedder).retrieve(CITY, k=10, as_of=AS_OF)
+    deep_pool, _ = pool_for(pipeline, CITY)
+    assert 2 <= len(hits) <= 4 < len(deep_pool)
+    assert {h.chunk.id for h in hits} == {c.hit.chunk.id for c in candidate_pool(
+        pipeline.index(), pipeline.query_embedder, CITY, as_of_filter(CITY, AS_OF, SearchFilter())[0], depth=2)}

@@ -170,6 +170,11 @@ class PassageRanker(Booster):
                              "retrain it with 'python bench/train_ranker.py', or use --ranker fusion")
         return cls(model.booster, model.card, model.folder)
 
+    @property
+    def pool_depth(self) -> int:
+        """How many passages of each retriever it was trained to re-rank."""
+        return int(self.card.get("pool_depth", POOL_DEPTH))
+
     def score(self, matrix: np.ndarray) -> np.ndarray:
         """One score per row of :func:`features`."""
         return self.predict(matrix)
@@ -177,9 +182,11 @@ class PassageRanker(Booster):
 
 def rerank(index: LoadedIndex, embedder: Embedder, ranker: PassageRanker, question: str, k: int,
            as_of: date, flt: SearchFilter, frame: TimeFrame) -> list[Hit]:
-    """The top ``k`` of the candidate pool by the ranker's score, ranked from 1."""
-    pool = candidate_pool(index, embedder, question, flt)
-    scores = ranker.score(features(index, question, as_of, frame, pool))
+    """The top ``k`` of the candidate pool by the ranker's score, ranked from 1. The pool is as
+    deep as the one the ranker was trained on (its card's ``pool_depth``)."""
+    depth = ranker.pool_depth
+    pool = candidate_pool(index, embedder, question, flt, depth)
+    scores = ranker.score(features(index, question, as_of, frame, pool, depth))
     order = sorted(range(len(pool)), key=lambda i: (-scores[i], i))[:k]
     return [replace(pool[i].hit, score=float(scores[i]), rank=n) for n, i in enumerate(order, start=1)]
 
