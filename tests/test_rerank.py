@@ -124,3 +124,9 @@ def test_a_ranker_pools_as_deep_as_its_card_says_it_was_trained(tmp_path, built)
     assert 2 <= len(hits) <= 4 < len(deep_pool)
     assert {h.chunk.id for h in hits} == {c.hit.chunk.id for c in candidate_pool(
         pipeline.index(), pipeline.query_embedder, CITY, as_of_filter(CITY, AS_OF, SearchFilter())[0], depth=2)}
+
+    (shallow / "card.json").write_text(json.dumps({**card, "pool_depth": "deep"}))
+    with pytest.raises(ModelError) as caught:
+        PassageRanker.load(shallow)
+    assert str(caught.value) == (f"the passage ranker in {shallow} has pool_depth 'deep', not a whole number of "
+                                 "passages: retrain it with 'python bench/train_ranker.py', or use --ranker fusion")

@@ -26,6 +26,7 @@ import numpy as np
 
 from rag.booster import Booster
 from rag.embed import Embedder, embed_query
+from rag.errors import ModelError
 from rag.index.keyword import terms
 from rag.index.loaded import LoadedIndex
 from rag.models import Hit
@@ -166,8 +167,12 @@ class PassageRanker(Booster):
     def load(cls, folder: Path | None = None) -> PassageRanker:  # type: ignore[override]
         """The model in ``folder`` (None: the one that ships); ModelError saying what is wrong
         when it cannot be used."""
-        model = Booster.load(folder or DEFAULT_RANKER, "passage ranker", RANKER_FORMAT, FEATURES,
-                             "retrain it with 'python bench/train_ranker.py', or use --ranker fusion")
+        fix = "retrain it with 'python bench/train_ranker.py', or use --ranker fusion"
+        model = Booster.load(folder or DEFAULT_RANKER, "passage ranker", RANKER_FORMAT, FEATURES, fix)
+        depth = model.card.get("pool_depth", POOL_DEPTH)
+        if type(depth) is not int or depth < 1:
+            raise ModelError(f"the passage ranker in {model.folder} has pool_depth {depth!r}, not a whole "
+                             f"number of passages: {fix}")
         return cls(model.booster, model.card, model.folder)
 
     @property
