@@ -88,6 +88,17 @@ def test_batching_changes_onnx_vectors_not_at_all_and_int8_ones_a_little(backend
     assert (alone * batched).sum(axis=1).min() >= INT8_MIN_COSINE
 
 
+@pytest.mark.slow
+def test_an_export_leaves_the_processs_logging_as_it_found_it(tmp_path):
+    """ONNX Runtime's quantiser logs through the root logger, which would otherwise get a stderr
+    handler of its own, and every library's debug notes (bm25s's during a reindex) with it."""
+    code = ("import logging, sys; from pathlib import Path; from rag.embed import export_onnx; "
+            "export_onnx(None, 'onnx-int8', Path(sys.argv[1])); print(logging.getLogger().handlers)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
+
+
 def test_the_cache_is_reused_not_exported_again(onnx_cache, backends):
     folder = onnx_cache_folder(None, onnx_cache)
     assert folder == onnx_cache / "onnx" / "all-MiniLM-L6-v2"

@@ -167,11 +167,18 @@ def _quantize_int8(float_model: Path, target: Path) -> None:
 
     tmp = _temp_beside(target)
     logging.disable(logging.WARNING)  # a root-logger hint about pre-processing that does not apply
+    # That hint is logged with logging.warning(), which gives a root logger without handlers one
+    # (basicConfig) even while disabled; the process would then print every library's debug notes
+    # (bm25s's during a reindex) to stderr. A handler of our own, removed after, prevents that.
+    root = logging.getLogger()
+    placeholder = logging.NullHandler()
+    root.addHandler(placeholder)
     try:
         quantize_dynamic(str(float_model), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
                          reduce_range=False, weight_type=QuantType.QInt8)
         os.replace(tmp, target)
     finally:
+        root.removeHandler(placeholder)
         logging.disable(logging.NOTSET)
         tmp.unlink(missing_ok=True)
 
