@@ -80,6 +80,14 @@ class AnonGuard:
             time.sleep(self._every)
 
 
+async def send(http: Any, endpoint: str, title: str) -> Any:
+    """One request of the API load scripts: ``GET /search`` for ``title`` (k=10), or ``POST /ask``
+    with a question made from it (k=8). ``http``: an ``httpx.AsyncClient`` on the server's URL."""
+    if endpoint == "search":
+        return await http.get("/search", params={"q": title, "k": 10})
+    return await http.post("/ask", json={"question": f"What happened: {title}?", "k": 8})
+
+
 def pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
 

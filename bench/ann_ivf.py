@@ -51,6 +51,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -97,6 +98,19 @@ def rescored(base: np.ndarray, q: np.ndarray, cand: np.ndarray, k: int = K) -> n
     cand = np.sort(cand[cand >= 0])
     scores = base[cand] @ q
     return cand[np.argsort(-scores, kind="stable")[:k]]
+
+
+def filtered_search(searcher: Any, queries: np.ndarray, allowed: np.ndarray,
+                    exact: np.ndarray) -> dict:
+    """Recall@10 against ``exact`` and the latency of ``searcher`` under the row filter ``allowed``."""
+    lat, got = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        rows, _ = searcher.search(q, K, allowed)
+        lat.append(time.perf_counter() - t0)
+        got.append(rows)
+        assert allowed[rows].all()
+    return {"rows": int(allowed.sum()), "recall_at_10": round(recall(got, exact), 4), **summary_ms(lat)}
 
 
 def sweep(args: argparse.Namespace) -> None:
@@ -243,15 +257,7 @@ def probe(args: argparse.Namespace) -> None:
         allowed = rng.random(len(vectors)) < share
         exact = [np.flatnonzero(allowed)[np.argsort(-(vectors[np.flatnonzero(allowed)] @ q))[:K]]
                  for q in queries[:100]]
-        lat, got = [], []
-        for q in queries[:100]:
-            t0 = time.perf_counter()
-            rows, _ = searcher.search(q, K, allowed)
-            lat.append(time.perf_counter() - t0)
-            got.append(rows)
-            assert allowed[rows].all()
-        out[f"filter_{share}"] = {"rows": int(allowed.sum()), "recall_at_10": round(recall(got, exact), 4),
-                                  **summary_ms(lat)}
+        out[f"filter_{share}"] = filtered_search(searcher, queries[:100], allowed, exact)
     print(json.dumps(out))
 
 
@@ -510,15 +516,7 @@ def stream_probe(args: argparse.Namespace) -> None:
         log(f"sweep {rec}")
     faiss.omp_set_num_threads(1)
     for share, allowed in filter_masks(len(vectors), args.filter_shares).items():
-        lat, got = [], []
-        for q in queries[:100]:
-            t0 = time.perf_counter()
-            rows, _ = searcher.search(q, K, allowed)
-            lat.append(time.perf_counter() - t0)
-            got.append(rows)
-            assert allowed[rows].all()
-        out[f"filter_{share}"] = {"rows": int(allowed.sum()), "recall_at_10": round(recall(got, gt[share][:100]), 4),
-                                  **summary_ms(lat)}
+        out[f"filter_{share}"] = filtered_search(searcher, queries[:100], allowed, gt[share][:100])
         log(f"filter {share}: {out[f'filter_{share}']}")
     out["rss_mb"]["at_end"] = status_mb()
     out["peak_anon_mb"] = guard.peak_mb

@@ -39,9 +39,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BBC, ROOT, environment, finish, log, pct, table  # noqa: E402
-
 import httpx  # noqa: E402
+from _common import BBC, ROOT, environment, finish, log, pct, send, table  # noqa: E402
 
 WORK = ROOT / "bench-out" / "api-load"  # git-ignored: the corpus, the index, the server log
 
@@ -116,10 +115,7 @@ async def phase(base: str, titles: list[str], clients: int, seconds: float, max_
             n += clients
             t = time.perf_counter()
             try:
-                if endpoint == "search":
-                    r = await http.get("/search", params={"q": title, "k": 10})
-                else:
-                    r = await http.post("/ask", json={"question": f"What happened: {title}?", "k": 8})
+                r = await send(http, endpoint, title)
                 status: int | str = r.status_code
                 timings = r.json().get("timings") if endpoint == "ask" and r.status_code == 200 else None
             except httpx.HTTPError as exc:

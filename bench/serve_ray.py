@@ -36,10 +36,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, environment, finish, log, pct, table  # noqa: E402
-from load_api import build, corpus  # noqa: E402
-
 import httpx  # noqa: E402
+from _common import ROOT, environment, finish, log, pct, send, table  # noqa: E402
+from load_api import build, corpus  # noqa: E402
 
 WORK = ROOT / "bench-out" / "serve-ray"  # git-ignored: the index, the servers' logs
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
@@ -103,10 +102,7 @@ async def phase(base: str, titles: list[str], clients: int, seconds: float, endp
             n += clients
             t = time.perf_counter()
             try:
-                if endpoint == "search":
-                    r = await http.get("/search", params={"q": title, "k": 10})
-                else:
-                    r = await http.post("/ask", json={"question": f"What happened: {title}?", "k": 8})
+                r = await send(http, endpoint, title)
                 status: int | str = r.status_code
                 replica = r.headers.get("X-Replica")
             except httpx.HTTPError as exc:

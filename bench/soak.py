@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
-from _common import BBC, environment, finish, log, pct, table  # noqa: E402
+from _common import BBC, environment, finish, log, pct, send, table  # noqa: E402
 from load_api import WORK, build, free_port, start_server  # noqa: E402
 
 
@@ -98,10 +98,7 @@ async def soak(base: str, pid: int, titles: list[str], records: list[dict[str, A
             n += args.clients
             t = time.perf_counter()
             try:
-                if endpoint == "search":
-                    r = await http.get("/search", params={"q": title, "k": 10})
-                else:
-                    r = await http.post("/ask", json={"question": f"What happened: {title}?", "k": 8})
+                r = await send(http, endpoint, title)
                 status: int | str = r.status_code
                 if status == 503 and "Retry-After" in r.headers:
                     await asyncio.sleep(float(r.headers["Retry-After"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,16 @@ def stop_server(proc) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def wait_for(check, timeout: float, what: str):
+    """``check()``'s first truthy value, polled every 0.2 s; the test fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}", pytrace=False)
+        time.sleep(0.2)
+    return found
 
 
 def damaged_copy(index: Path, dest: Path, table: str = "quotes") -> Path:

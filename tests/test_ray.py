@@ -33,7 +33,7 @@ os.environ.update(RAY_ENV)
 
 pytest.importorskip("ray", reason="needs Ray: pip install '.[ray]' (make ray)")
 
-from conftest import free_port, write_corpus  # noqa: E402
+from conftest import free_port, wait_for, write_corpus  # noqa: E402
 
 from rag import ModelError, Pipeline, Settings  # noqa: E402
 from rag.errors import ClusterError  # noqa: E402
@@ -119,15 +119,6 @@ def stop_group(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}", pytrace=False)
-        time.sleep(0.2)
-    return found
 
 
 # -- the command line against a cluster of `ray start` processes ------------------------------

@@ -25,7 +25,7 @@ MiB = 2**20
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 os.environ.update(RAY_ENV)
 
-from conftest import free_port, write_corpus  # noqa: E402
+from conftest import free_port, wait_for, write_corpus  # noqa: E402
 
 from rag import Pipeline, Settings  # noqa: E402
 
@@ -39,15 +39,6 @@ source: example.org
 The Zanzibar ferry operator will double its daily crossings to Dar es Salaam from March.
 Harbour officials said the new catamarans carry twice as many passengers as the old boats.
 """
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}", pytrace=False)
-        time.sleep(0.2)
-    return found
 
 
 def without_timings(body: dict) -> dict:
