@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "ivf from --ivf-threshold)")
     p.add_argument("--ann-threshold", type=int, default=200_000, metavar="N")
     p.add_argument("--ivf-threshold", type=int, default=1_000_000, metavar="N")
+    p.add_argument("--keyword-shard-rows", type=int, default=1_000_000, metavar="N",
+                   help="build the BM25 index in shards of at most N chunks, one at a time")
     p.add_argument("--chunk-tokens", type=int, default=200, metavar="N")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-file report")
     _ray_options(p)
@@ -262,7 +264,7 @@ def _scorer_choice(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     settings = _settings(args, index_type=args.index_type, ann_threshold=args.ann_threshold,
-                         ivf_threshold=args.ivf_threshold,
+                         ivf_threshold=args.ivf_threshold, keyword_shard_rows=args.keyword_shard_rows,
                          chunk_tokens=args.chunk_tokens, progress=not args.quiet and sys.stderr.isatty())
     summary = Pipeline(settings).reindex(args.sources, full=args.full, embed=_ray_embedding(args))
     if not args.quiet:

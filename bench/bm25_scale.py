@@ -156,11 +156,11 @@ def build(args: argparse.Namespace) -> None:
     partial = folder.with_name(folder.name + ".partial")
     with Timer() as save_t:
         searcher.save(partial)
-    scores = searcher.retriever.scores
+    scores = searcher.shards[0].scores
     out = {**made, "build_s": round(tm.seconds, 1), "build_cpu_s": round(tm.cpu_seconds, 1),
            "save_s": round(save_t.seconds, 1), "rss_mb_after_build": built,
            "peak_rss_mb": status_mb()["VmHWM"], "peak_anon_mb": guard.peak_mb,
-           "nonzeros": len(scores["data"]), "vocabulary": len(searcher.retriever.vocab_dict),
+           "nonzeros": len(scores["data"]), "vocabulary": len(searcher.shards[0].vocab_dict),
            "disk_mb": {p.name: round(p.stat().st_size / 2**20, 1) for p in sorted(partial.iterdir())}}
     out["disk_mb_total"] = round(sum(out["disk_mb"].values()), 1)
     (partial / "build.json").write_text(json.dumps(out, indent=1) + "\n")

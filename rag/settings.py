@@ -43,6 +43,10 @@ class Settings:
     # From this many chunks "auto" builds ivf (product-quantised codes, re-scored exactly): HNSW
     # holds 1.7 GiB at 1M chunks, ivf about 0.1 GiB at the same recall (BENCHMARKS.md).
     ivf_threshold: int = 1_000_000
+    # A keyword (BM25) index of more chunks is built and saved in shards of this many, one at a
+    # time: one bm25s build peaks at about 7.9 GB per 1M chunks (BENCHMARKS.md, "BM25 at 1M and 10M
+    # chunks"). Each shard has its own IDF (rag.index.keyword).
+    keyword_shard_rows: int = 1_000_000
     batch_size: int = 64
     progress: bool = False
     sources: tuple[str, ...] = field(default=())
@@ -81,6 +85,11 @@ class Settings:
             raise BadSetting(f"chunk_tokens={self.chunk_tokens} is outside 16-512: pick e.g. 200")
         if not 0 <= self.overlap_sentences <= 5:
             raise BadSetting(f"overlap_sentences={self.overlap_sentences} is outside 0-5")
+        if self.keyword_shard_rows < 1:
+            raise BadSetting(
+                f"keyword_shard_rows={self.keyword_shard_rows} must be at least 1: pick e.g. 1000000 "
+                "(a BM25 shard of 1M chunks takes about 8 GB to build)"
+            )
         if self.batch_size < 1:
             raise BadSetting(f"batch_size={self.batch_size} must be at least 1")
 

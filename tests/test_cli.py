@@ -51,6 +51,16 @@ def test_errors_are_one_line_and_exit_1(tmp_path, capsys):
     )
 
 
+def test_a_keyword_shard_size_below_one_is_one_error_line(tmp_path, corpus, capsys):
+    index = tmp_path / "index"
+    assert main(["reindex", str(corpus), "--index", str(index), "--keyword-shard-rows", "0"]) == 1
+    assert capsys.readouterr().err == (
+        "error: keyword_shard_rows=0 must be at least 1: pick e.g. 1000000 (a BM25 shard of 1M chunks takes "
+        "about 8 GB to build)\n"
+    )
+    assert not index.exists()
+
+
 @pytest.mark.parametrize("command", ["search", "ask"])
 def test_a_question_that_is_not_utf8_exits_2_naming_the_argument(built, command):
     pipeline, _, _ = built

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_corpus
 
-from rag import IndexCorrupt, IndexMismatch, IndexNotBuilt, Pipeline, Settings, SourceError
-from rag.index.keyword import KeywordSearcher
+from rag import BadSetting, IndexCorrupt, IndexMismatch, IndexNotBuilt, Pipeline, Settings, SourceError
+from rag.index.keyword import MMAP_BYTES, KeywordSearcher, shard_ranges
 from rag.index.loaded import load_index
 from rag.index.manifest import read_manifest, write_manifest
 from rag.models import IndexInfo
@@ -36,7 +38,8 @@ def test_reindex_writes_a_manifest_that_describes_the_build(built):
         "model": {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384, "backend": "torch"},
         "chunking": {"max_tokens": 200, "overlap_sentences": 1, "model_max_tokens": 256,
                      "title_max_tokens": 32, "splitter": "rag.text.sentences/1", "title_in_embedding": True},
-        "index": {"kind": "exact", "ann_threshold": 200_000, "ivf_threshold": 1_000_000},
+        "index": {"kind": "exact", "ann_threshold": 200_000, "ivf_threshold": 1_000_000,
+                  "keyword_shard_rows": 1_000_000},
         "counts": {"articles": 6, "chunks": summary.chunks},
         "sources": [str(corpus)],
     }
@@ -268,13 +271,203 @@ def test_a_large_keyword_index_is_memory_mapped_and_finds_the_same(built):
     folder = pipeline.settings.index_dir / read_manifest(pipeline.settings.index_dir).generation / "bm25"
     read_in, mapped = KeywordSearcher.load(folder), KeywordSearcher.load(folder, mmap_above=0)
     arrays = ("data", "indices", "indptr")
-    assert [type(read_in.retriever.scores[a]) for a in arrays] == [np.ndarray] * 3  # a small index
-    assert [type(mapped.retriever.scores[a]) for a in arrays] == [np.memmap] * 3
+    assert [type(read_in.shards[0].scores[a]) for a in arrays] == [np.ndarray] * 3  # a small index
+    assert [type(mapped.shards[0].scores[a]) for a in arrays] == [np.memmap] * 3
     for query in ("baby formula plant", "North Korea artillery shells", "Which city is the most expensive?"):
         rows, scores = mapped.search(query, 5)
         want_rows, want_scores = read_in.search(query, 5)
         assert len(rows) > 0
         assert (rows.tolist(), scores.tolist()) == (want_rows.tolist(), want_scores.tolist())
+
+
+# --- keyword shards -------------------------------------------------------------------------
+
+HEADLINES = [
+    "Fed raises interest rates by three-quarters of a point to fight inflation",
+    "Inflation in the euro zone hit a record as energy prices rose",
+    "Abbott restarts baby formula production at its Michigan plant",
+    "Hong Kong is the world's most expensive city for expatriates",
+    "Powell says the Fed will bring inflation down, whatever inflation does to growth",
+    "All ferries between the islands were cancelled as winds reached 90mph",
+    "The baby formula shortage eases as imports arrive from Europe",
+]
+QUERIES = ("inflation", "Fed inflation", "baby formula", "expensive city ferries", "zebra")
+
+
+def found(searcher: KeywordSearcher, query: str, k: int = 5, allowed=None) -> tuple[list, list]:
+    rows, scores = searcher.search(query, k, allowed)
+    return rows.tolist(), scores.tolist()
+
+
+def test_a_sharded_keyword_index_scores_each_shard_on_its_own_and_merges_them_on_score():
+    sharded = KeywordSearcher.build(HEADLINES, shard_rows=3)
+    assert [(start, shard.scores["num_docs"]) for start, shard in zip(sharded.starts.tolist(), sharded.shards)] == [
+        (0, 3), (3, 3), (6, 1)]
+    first, second = KeywordSearcher.build(HEADLINES[0:3]), KeywordSearcher.build(HEADLINES[3:6])
+    # Row 4 scores as row 1 of an index of rows 3-5 alone: each shard has its own IDF.
+    assert found(sharded, "inflation") == ([4, 1, 0], [found(second, "inflation")[1][0], *found(first, "inflation")[1]])
+    assert found(sharded, "inflation", k=2)[0] == [4, 1]
+    assert found(sharded, "inflation", allowed=np.arange(7) != 4) == found(first, "inflation")
+    assert found(sharded, "inflation", allowed=np.zeros(7, dtype=bool)) == ([], [])
+    assert found(sharded, "zebra") == ([], [])
+
+
+def test_a_sharded_keyword_index_reads_term_presence_off_each_rows_own_shard():
+    words, rows = ["inflat", "formula", "fed", "zebra"], np.array([6, 0, 4, 2, 5])
+    present = KeywordSearcher.build(HEADLINES, shard_rows=3).term_presence(words, rows)
+    assert present.tolist() == [
+        [False, True, False, False],
+        [True, False, True, False],
+        [True, False, True, False],
+        [False, True, False, False],
+        [False, False, False, False],
+    ]
+    assert present.tolist() == KeywordSearcher.build(HEADLINES).term_presence(words, rows).tolist()
+
+
+def test_a_sharded_keyword_index_is_written_one_shard_at_a_time_and_loads_back(tmp_path):
+    folder = tmp_path / "bm25"
+    assert KeywordSearcher.write(folder, iter(HEADLINES), shard_rows=3) == 7
+    assert sorted(p.name for p in folder.iterdir()) == ["shard-0000", "shard-0001", "shard-0002"]
+    in_memory = KeywordSearcher.build(HEADLINES, shard_rows=3)
+    for mmap_above in (MMAP_BYTES, 0):
+        loaded = KeywordSearcher.load(folder, mmap_above=mmap_above, ranges=shard_ranges(7, 3))
+        assert type(loaded.shards[2].scores["data"]) is (np.ndarray if mmap_above else np.memmap)
+        assert [found(loaded, q) for q in QUERIES] == [found(in_memory, q) for q in QUERIES]
+
+
+def test_a_keyword_index_that_fits_one_shard_is_written_as_before_shards_existed(tmp_path):
+    folder = tmp_path / "bm25"
+    assert KeywordSearcher.write(folder, HEADLINES, shard_rows=7) == 7
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "params.index.json",
+        "vocab.index.json"]
+    one = KeywordSearcher.build(HEADLINES)
+    for loaded in (KeywordSearcher.load(folder), KeywordSearcher.load(folder, ranges=shard_ranges(7, 7))):
+        assert [found(loaded, q) for q in QUERIES] == [found(one, q) for q in QUERIES]
+
+
+def test_a_keyword_shard_size_below_one_says_what_to_pick(tmp_path):
+    with pytest.raises(BadSetting) as err:
+        Settings(index_dir=tmp_path, keyword_shard_rows=0)
+    assert str(err.value) == (
+        "keyword_shard_rows=0 must be at least 1: pick e.g. 1000000 (a BM25 shard of 1M chunks takes about 8 GB "
+        "to build)"
+    )
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory, embedder):
+    """A real index over the corpus whose keyword index is cut into shards of 3 chunks."""
+    root = tmp_path_factory.mktemp("sharded")
+    corpus = write_corpus(root / "news")
+    pipeline = Pipeline(Settings(index_dir=root / "index", keyword_shard_rows=3), embedder=embedder)
+    return pipeline, pipeline.reindex([corpus])
+
+
+def test_a_reindex_in_small_keyword_shards_finds_and_cites_what_one_index_does(sharded, built):
+    pipeline, summary = sharded
+    index_dir = pipeline.settings.index_dir
+    manifest = read_manifest(index_dir)
+    assert json.loads((index_dir / "manifest.json").read_text())["index"] == {
+        "kind": "exact", "ann_threshold": 200_000, "ivf_threshold": 1_000_000, "keyword_shard_rows": 3}
+    assert summary.chunks == 10
+    assert sorted(p.name for p in (index_dir / manifest.generation / "bm25").iterdir()) == [
+        "shard-0000", "shard-0001", "shard-0002", "shard-0003"]
+    one, _, _ = built
+    for query in ("baby formula plant", "North Korea artillery shells", "most expensive city for expatriates",
+                  "cycle lanes Main Street", "inflation rates"):
+        assert [h.chunk.id for h in pipeline.search(query, k=1, mode="keyword")] == [
+            h.chunk.id for h in one.search(query, k=1, mode="keyword")]
+    hits = pipeline.search("inflation rates", k=3, mode="keyword", source="apnews.com")
+    assert [h.article.id for h in hits] == ["ap-2022-06-15-fed"]
+    question = "Why was the Abbott baby formula plant closed?"
+    answer, unsharded = pipeline.ask(question, as_of="2022-06-10"), one.ask(question, as_of="2022-06-10")
+    assert (answer.text, answer.citations) == (unsharded.text, unsharded.citations)
+    assert (answer.abstained, {c.article_id for c in answer.citations}) == (False, {"cnn-2022-06-05-abbott"})
+    for citation in answer.citations:
+        assert pipeline.article(citation.article_id).text[citation.start:citation.end] == citation.quote
+
+
+def test_a_missing_or_mismatched_keyword_shard_is_reported_as_damage(sharded, tmp_path):
+    pipeline, _ = sharded
+    index_dir = tmp_path / "index"
+    shutil.copytree(pipeline.settings.index_dir, index_dir)
+    bm25 = index_dir / read_manifest(index_dir).generation / "bm25"
+    hint = f"rebuild it with 'rag reindex --full --index {index_dir}'"
+    shutil.rmtree(bm25 / "shard-0001")
+    with pytest.raises(IndexCorrupt) as err:
+        load_index(index_dir)
+    assert str(err.value) == (
+        f"index in {index_dir} is damaged (FileNotFoundError: [Errno 2] No such file or directory: "
+        f"'{bm25 / 'shard-0001' / 'params.index.json'}'): {hint}"
+    )
+    shutil.copytree(bm25 / "shard-0000", bm25 / "shard-0001")
+    shutil.rmtree(bm25 / "shard-0003")
+    shutil.copytree(bm25 / "shard-0000", bm25 / "shard-0003")
+    with pytest.raises(IndexCorrupt) as err:
+        load_index(index_dir)
+    assert str(err.value) == (
+        f"index in {index_dir} is damaged (ValueError: keyword index {bm25 / 'shard-0003'} holds 3 chunks, "
+        f"not the 1 of rows 9-10): {hint}"
+    )
+
+
+def test_an_index_from_before_keyword_shards_loads_its_keyword_index_as_one(built, tmp_path):
+    index_dir = _copy_index(built, tmp_path)
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    del manifest["index"]["keyword_shard_rows"]
+    (index_dir / "manifest.json").write_text(json.dumps(manifest))
+    index = load_index(index_dir)
+    assert (index.manifest.keyword_shard_rows, len(index.keyword.shards)) == (None, 1)
+    pipeline, _, _ = built
+    current = pipeline.index()
+    for query in ("baby formula plant", "North Korea artillery shells"):
+        assert found(index.keyword, query) == found(current.keyword, query)
+
+
+# --- vectors ----------------------------------------------------------------------------------
+
+def hashed(embedder, texts, batch_size=64, progress=False) -> np.ndarray:
+    """An ``EmbedChunks`` whose vector for a text is made from the text's hash alone, the same in
+    whatever batch or slice it comes."""
+    rows = [np.random.default_rng(list(hashlib.sha256(t.encode()).digest()[:8])).standard_normal(384)
+            for t in texts]
+    out = np.asarray(rows, dtype=np.float32).reshape(len(texts), 384)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+class Slices:
+    """An ``EmbedChunks`` that takes ``slice_rows`` texts a call, embeds them with :func:`hashed`
+    and notes how many each call had."""
+
+    def __init__(self, slice_rows: int) -> None:
+        self.slice_rows = slice_rows
+        self.calls: list[int] = []
+
+    def __call__(self, embedder, texts, batch_size=64, progress=False) -> np.ndarray:
+        self.calls.append(len(texts))
+        return hashed(embedder, texts)
+
+
+def test_vectors_are_embedded_a_slice_at_a_time_and_reused_ones_make_the_same_file(tmp_path, corpus, embedder):
+    embed = Slices(4)
+    pipeline = make(tmp_path, embedder)
+    first = pipeline.reindex([corpus], embed=embed)
+    assert (first.chunks, embed.calls) == (10, [4, 4, 2])
+    (corpus / "extra.txt").write_text(
+        "Storm closes ferry routes\n\nAll ferries between the islands were cancelled on Friday as winds reached 90mph.\n"
+    )
+    embed.calls.clear()
+    again = pipeline.reindex(embed=embed)
+    assert (again.chunks, again.embedded, again.reused, embed.calls) == (11, 1, 10, [1])
+    vectors = pipeline.settings.index_dir / read_manifest(pipeline.settings.index_dir).generation / "vectors.npy"
+    reused = vectors.read_bytes()
+    full = pipeline.reindex(full=True, embed=embed)
+    assert (full.embedded, full.reused) == (11, 0)
+    assert (pipeline.settings.index_dir / read_manifest(pipeline.settings.index_dir).generation / "vectors.npy"
+            ).read_bytes() == reused
+    assert np.load(vectors).shape == (11, 384)
 
 
 @pytest.mark.slow

@@ -149,7 +149,7 @@ def test_an_ivf_reindex_records_its_training_and_reuses_it(tmp_path, corpus, emb
     first = manifest["generation"]
     assert summary.index_kind == "ivf"
     assert manifest["index"] == {
-        "kind": "ivf", "ann_threshold": 200_000, "ivf_threshold": 1_000_000,
+        "kind": "ivf", "ann_threshold": 200_000, "ivf_threshold": 1_000_000, "keyword_shard_rows": 1_000_000,
         "ivf": {"nlist": 1, "code": f"PQ96x{int(np.log2(summary.chunks))}", "sized_for": summary.chunks,
                 "trained_rows": summary.chunks, "trained_in": first, "fit": manifest["index"]["ivf"]["fit"],
                 "reason": "first build"},

@@ -4,10 +4,17 @@ Incremental by construction: every chunk's embedded text is hashed, and a vector
 was embedded by the previous generation (same model, same chunking) is copied, not recomputed.
 A build never depends on the previous generation: when that is missing or unreadable, the build
 starts from scratch with a warning.
+
+What a build holds grows as little with the chunk count as the parts allow: chunks are kept as
+offsets into their articles, vectors are embedded (or copied) a slice at a time straight into the
+memory-mapped ``vectors.npy``, and BM25 is built one shard at a time (``rag.index.keyword``).
+The articles themselves are still all in memory (BENCHMARKS.md, "Memory of a reindex, 100k to 10M
+chunks").
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -15,6 +22,7 @@ import secrets
 import shutil
 import sqlite3
 import time
+from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -41,11 +49,21 @@ from rag.settings import Settings
 
 QuoteExtractor = Callable[[Article], Sequence[Quote]]
 
+# Fresh texts are embedded, and reused vectors copied, this many rows at a time, straight into the
+# memory-mapped vectors.npy: a build holds 96 MiB of vectors at once rather than all of them (14.3
+# GiB at 10M chunks of 384 dimensions).
+VECTOR_SLICE = 65_536
+# Articles chunked, and their chunk rows written to the store, at a time.
+CHUNK_BATCH = 1_000
+
 
 class EmbedChunks(Protocol):
     """How a reindex embeds the chunks it cannot reuse: ``embed_documents`` in this process (the
     default), or ``rag.index.distributed.RayEmbedding`` on a Ray cluster. Either returns one
-    vector per text, in the order of ``texts``, from ``embedder``'s model and backend."""
+    vector per text, in the order of ``texts``, from ``embedder``'s model and backend.
+
+    A reindex hands it at most ``VECTOR_SLICE`` texts a call, or the ``slice_rows`` it has, if any
+    (a call with a fixed cost, such as a Ray job's, wants more at a time)."""
 
     def __call__(self, embedder: Embedder, texts: Sequence[str], batch_size: int = 64,
                  progress: bool = False) -> np.ndarray: ...
@@ -221,37 +239,30 @@ class Indexer:
         old = previous.hashes if previous else {}
         diff = _diff(articles, hashes, old)
 
-        chunk_lists = self.chunker.chunk(articles)
-        rows: list[tuple[int, Chunk, str]] = []
-        texts: list[str] = []
-        for article, chunks in zip(articles, chunk_lists):
-            for chunk in chunks:
-                text = self.chunker.embedding_text(article, chunk)
-                rows.append((len(rows), chunk, _embed_key(text)))
-                texts.append(text)
-
-        vectors, reused = self._vectors(texts, [key for _, _, key in rows], previous)
-        kind = self._index_kind(len(rows))
-
         store = Store(build / "store.sqlite")
         for article, digest in zip(articles, hashes):
             store.add_article(article, digest)
             if self.quote_extractor is not None:
                 store.add_quotes(self.quote_extractor(article))
-        store.add_chunks(rows)
+        known = previous.embed_keys if previous and previous.reuse else {}
+        rows = self._chunk(store, articles, known)
         store.commit()
         store.close()
-        np.save(build / "vectors.npy", vectors)
+        kind = self._index_kind(len(rows))
+        vectors, reused = self._vectors(build / "vectors.npy", rows, previous)
         dense, ivf_info = self._dense(build, generation, vectors, kind, previous)
         DenseSearcher(dense, vectors, kind).save(build / "dense.faiss")
-        KeywordSearcher.build(texts).save(build / "bm25")
+        dimension = int(vectors.shape[1])
+        del dense, vectors
+        KeywordSearcher.write(build / "bm25", rows.texts(), self.settings.keyword_shard_rows)
 
         seconds = time.perf_counter() - started
         manifest = Manifest(
-            model=self.embedder.name, dimension=int(vectors.shape[1]),
+            model=self.embedder.name, dimension=dimension,
             model_backend=embedder_backend(self.embedder), chunking=self.chunking_settings(),
             index_kind=kind, ann_threshold=self.settings.ann_threshold,
             ivf_threshold=self.settings.ivf_threshold, ivf=ivf_info,
+            keyword_shard_rows=self.settings.keyword_shard_rows,
             articles=len(articles), chunks=len(rows), sources=tuple(sources),
             built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             build_seconds=round(seconds, 2), generation=generation,
@@ -265,21 +276,51 @@ class Indexer:
         )
         return manifest, summary
 
-    def _vectors(self, texts: list[str], keys: list[str], previous: PreviousBuild | None
-                 ) -> tuple[np.ndarray, int]:
-        known = previous.embed_keys if previous and previous.reuse else {}
-        fresh = [i for i, key in enumerate(keys) if key not in known]
-        new = self.embed_chunks(self.embedder, [texts[i] for i in fresh],
-                                batch_size=self.settings.batch_size, progress=self.settings.progress)
-        dim = new.shape[1] if len(fresh) else (previous.vectors.shape[1] if known else self.embedder.dimension)
-        vectors = np.zeros((len(texts), dim), dtype=np.float32)
-        if len(fresh):
-            vectors[fresh] = new
-        reuse_at = [i for i, key in enumerate(keys) if key in known]
-        if reuse_at:
-            assert previous is not None and previous.vectors is not None
-            vectors[reuse_at] = previous.vectors[[known[keys[i]] for i in reuse_at]]
-        return vectors, len(reuse_at)
+    def _chunk(self, store: Store, articles: Sequence[Article], known: dict[str, int]) -> _Rows:
+        """Chunk ``articles`` a batch at a time, writing each batch's chunk rows to ``store``; the
+        rows as offsets, each with the row of ``known`` (the previous generation's embed keys)
+        whose vector it reuses."""
+        rows = _Rows(articles)
+        row = 0
+        for lo in range(0, len(articles), CHUNK_BATCH):
+            batch = articles[lo:lo + CHUNK_BATCH]
+            written: list[tuple[int, Chunk, str]] = []
+            for at, (article, chunks) in enumerate(zip(batch, self.chunker.chunk(batch)), start=lo):
+                for chunk in chunks:
+                    text = self.chunker.embedding_text(article, chunk)
+                    key = _embed_key(text)
+                    rows.add(at, chunk, text, known.get(key, -1))
+                    written.append((row, chunk, key))
+                    row += 1
+            store.add_chunks(written)
+        return rows
+
+    def _vectors(self, path: Path, rows: _Rows, previous: PreviousBuild | None) -> tuple[np.ndarray, int]:
+        """Write every row's vector into ``path`` (``vectors.npy``), embedding the fresh ones a
+        slice at a time (``EmbedChunks``) and copying the reused ones ``VECTOR_SLICE`` rows at a
+        time; the file, memory-mapped, and how many rows were reused."""
+        reuse = rows.reuse_rows()
+        fresh = np.flatnonzero(reuse < 0)
+        reused = np.flatnonzero(reuse >= 0)
+        step = int(getattr(self.embed_chunks, "slice_rows", VECTOR_SLICE))
+        slices = [fresh[lo:lo + step] for lo in range(0, len(fresh), step)]
+        # The first slice is embedded before the file is made: its vectors say the dimension.
+        new = self._embed(rows, slices[0]) if slices else None
+        old = previous.vectors if len(reused) and previous is not None else None
+        dim = new.shape[1] if new is not None else old.shape[1] if old is not None else self.embedder.dimension
+        vectors = _vector_file(path, len(rows), dim)
+        for i, at in enumerate(slices):
+            vectors[at] = new if i == 0 else self._embed(rows, at)
+        for lo in range(0, len(reused), VECTOR_SLICE):
+            at = reused[lo:lo + VECTOR_SLICE]
+            assert old is not None
+            vectors[at] = old[reuse[at]]
+        vectors.flush()
+        return vectors, len(reused)
+
+    def _embed(self, rows: _Rows, at: np.ndarray) -> np.ndarray:
+        return self.embed_chunks(self.embedder, [rows.text(int(i)) for i in at],
+                                 batch_size=self.settings.batch_size, progress=self.settings.progress)
 
     def _index_kind(self, n: int) -> str:
         if self.settings.index_type == "auto":
@@ -304,6 +345,65 @@ class Indexer:
         index, info = build_ivf(build, vectors, generation, prior, previous.manifest.ivf if previous else None,
                                 reason=why)
         return index, info.to_json()
+
+
+class _Rows:
+    """The chunk rows of a build, kept as offsets into their articles and the row each reuses (28
+    bytes a chunk) rather than as texts (about 2 KB a chunk, twice: chunk and embedding text). An
+    embedding text is the article's prefix (its title and a newline, as ``Chunker.embedding_text``
+    writes it) and the chunk, rebuilt when needed."""
+
+    def __init__(self, articles: Sequence[Article]) -> None:
+        self.articles = articles
+        self.prefixes = [""] * len(articles)
+        self._article = array("i")
+        self._start = array("q")
+        self._end = array("q")
+        self._reuse = array("q")
+
+    def __len__(self) -> int:
+        return len(self._article)
+
+    def add(self, at: int, chunk: Chunk, text: str, reuse: int) -> None:
+        """Chunk ``chunk`` of article ``at``, whose embedding text is ``text``; ``reuse``: the
+        previous generation's row with its vector (-1: none)."""
+        if not text.endswith(chunk.text):  # pragma: no cover - how Chunker.embedding_text is made
+            raise ValueError(f"the embedding text of {chunk.id} does not end with the chunk")
+        self.prefixes[at] = text[:len(text) - len(chunk.text)]
+        self._article.append(at)
+        self._start.append(chunk.start)
+        self._end.append(chunk.end)
+        self._reuse.append(reuse)
+
+    def reuse_rows(self) -> np.ndarray:
+        """Per row, the previous generation's row whose vector it reuses, or -1."""
+        return np.frombuffer(self._reuse, dtype=np.int64) if len(self) else np.empty(0, dtype=np.int64)
+
+    def text(self, row: int) -> str:
+        """The embedding text of ``row``."""
+        at = self._article[row]
+        return self.prefixes[at] + self.articles[at].text[self._start[row]:self._end[row]]
+
+    def texts(self) -> Iterator[str]:
+        return (self.text(row) for row in range(len(self)))
+
+
+def _vector_file(path: Path, rows: int, dim: int) -> np.memmap:
+    """``path`` made a ``rows`` x ``dim`` float32 ``.npy`` file and mapped for writing. Its blocks
+    are allocated before anything is written, so that a full disk is an OSError (ENOSPC) here
+    rather than a SIGBUS at a write into the map."""
+    vectors = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, dim))
+    if not hasattr(os, "posix_fallocate"):  # macOS and Windows: a full disk shows at the write
+        return vectors
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem without it
+            raise
+    finally:
+        os.close(fd)
+    return vectors
 
 
 def _diff(articles: list[Article], hashes: list[str], old: dict[str, tuple[str, str]]) -> dict[str, int]:

@@ -134,6 +134,11 @@ class RayEmbedding:
     actor (default ``load_model``).
     """
 
+    # Texts a reindex hands over per call (``EmbedChunks``): each call is a job that pays the fixed
+    # cost of one (10-25 s here: actors started, the model loaded in each, BENCHMARKS.md), and
+    # returns its vectors in memory (1.5 GiB for these at 384 dimensions).
+    slice_rows = 1 << 20
+
     def __init__(self, options: RayOptions | None = None, load: ModelLoader = load_model) -> None:
         self.options = options or RayOptions()
         self.load = load

@@ -8,7 +8,8 @@ Layout of ``index/``::
         vectors.npy        float32 embeddings, one row per chunk
         dense.faiss        FAISS index over those rows
         ivf.trained.faiss  (ivf only) the trained, empty index the next reindex adds to
-        bm25/              bm25s keyword index over the same rows
+        bm25/              bm25s keyword index over the same rows (in shard-NNNN/ folders
+                           when it has more than the manifest's keyword_shard_rows)
 
 A reindex writes a new generation beside the old one and then replaces ``manifest.json``
 atomically (write, fsync, rename). Until that rename the old manifest names the old, untouched
@@ -29,7 +30,7 @@ import numpy as np
 
 from rag.errors import IndexCorrupt, IndexMismatch, IndexProblem
 from rag.index.dense import DenseSearcher
-from rag.index.keyword import KeywordSearcher
+from rag.index.keyword import KeywordSearcher, shard_ranges
 from rag.index.manifest import Manifest, read_manifest
 from rag.index.store import Store
 from rag.text.dates import day_number
@@ -130,7 +131,8 @@ def load_index(index_dir: Path, expected_model: str | None = None) -> LoadedInde
             # and 115 ms on stores of 9, 67 and 187 MB (BBC, RealTime QA 2022, 2024; warm cache).
             store.check()
             dense = DenseSearcher.load(gen / "dense.faiss", vectors, manifest.index_kind)
-            keyword = KeywordSearcher.load(gen / "bm25")
+            keyword = KeywordSearcher.load(
+                gen / "bm25", ranges=shard_ranges(manifest.chunks, manifest.keyword_shard_rows))
             rows, days, codes, names = _filter_columns(store)
         except BaseException:
             store.close()

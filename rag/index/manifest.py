@@ -5,7 +5,8 @@
     {"format_version": 1, "generation": "gen-...",
      "model": {"name": "...", "dimension": 384, "backend": "torch"},
      "chunking": {"max_tokens": 200, ...},
-     "index": {"kind": "exact", "ann_threshold": 200000, "ivf_threshold": 1000000},
+     "index": {"kind": "exact", "ann_threshold": 200000, "ivf_threshold": 1000000,
+               "keyword_shard_rows": 1000000},
      "counts": {"articles": 6, "chunks": 9}, "sources": ["/news"],
      "built_at": "2024-01-05T10:00:00+00:00", "build_seconds": 1.2}
 
@@ -13,7 +14,9 @@ An ``ivf`` index also records how its quantiser was trained, under ``index.ivf``
 (``rag.index.ivf.IvfInfo``: nlist, code, the rows it was sized for, the generation that trained
 it and why). Readers check the format version first, so a manifest from a later rag is refused
 before its other fields are trusted. Adding the ``ivf`` kind kept version 1: the fields it adds are
-optional, and a manifest without them (every one written before) reads as before.
+optional, and a manifest without them (every one written before) reads as before. So is
+``index.keyword_shard_rows``, the most chunks one keyword shard holds (``rag.index.keyword``): a
+manifest without it names a keyword index of one piece, which is what every build before it wrote.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class Manifest:
     ivf_threshold: int | None = None
     # ``IvfInfo.to_json()`` of an ivf index; None for the other kinds.
     ivf: dict[str, Any] | None = None
+    # The shard size of the keyword index; None in a manifest from before keyword shards (one piece).
+    keyword_shard_rows: int | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -79,6 +84,8 @@ class Manifest:
             index["ivf_threshold"] = self.ivf_threshold
         if self.ivf is not None:
             index["ivf"] = dict(self.ivf)
+        if self.keyword_shard_rows is not None:
+            index["keyword_shard_rows"] = self.keyword_shard_rows
         return {
             "format_version": self.format_version,
             "model": model,
@@ -98,6 +105,7 @@ class Manifest:
         model, index, counts = data["model"], data["index"], data["counts"]
         backend = model.get("backend")
         ivf_threshold, ivf = index.get("ivf_threshold"), index.get("ivf")
+        shard_rows = index.get("keyword_shard_rows")
         return cls(
             model=str(model["name"]),
             dimension=int(model["dimension"]),
@@ -113,6 +121,7 @@ class Manifest:
             generation=str(data["generation"]),
             ivf_threshold=None if ivf_threshold is None else int(ivf_threshold),
             ivf=None if ivf is None else dict(ivf),
+            keyword_shard_rows=None if shard_rows is None else int(shard_rows),
             format_version=int(data["format_version"]),
         )
 
