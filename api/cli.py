@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which answerer to measure (default extractive)")
     p.add_argument("--sentence-ranker", action="store_true",
                    help="choose answer sentences with the learned sentence ranker (an experiment: see BENCHMARKS.md)")
+    p.add_argument("--cross-encoder", action="store_true",
+                   help="weigh answer sentences with the answer cross-encoder too (see BENCHMARKS.md)")
     _scorer_option(p)
     _ranker_options(p)
     _llm_options(p)
@@ -250,6 +252,8 @@ def _ranker_choice(args: argparse.Namespace) -> dict[str, Any]:
         choice["ranker_path"] = Path(args.ranker_path)
     if getattr(args, "sentence_ranker", False):
         choice["sentence_ranker"] = True
+    if getattr(args, "cross_encoder", False):
+        choice["cross_encoder"] = True
     return choice
 
 

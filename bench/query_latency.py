@@ -27,7 +27,13 @@ The learned passage ranker against rank fusion, on the RealTime QA 2022 int8 ind
     .venv/bin/python bench/query_latency.py --index bench-out/rtqa22/idx-i8 --scorers onnx-int8 --ranker learned
     .venv/bin/python bench/query_latency.py --index bench-out/rtqa22/idx-i8 --scorers onnx-int8 --ranker fusion
 
-Options: [--queries 200] [--asks 100] [--backend B] [--scorers a,b] [--ranker learned|fusion].
+The answer cross-encoder, timed against the same pipeline without it, question by question in
+turn (so that both see the same load):
+
+    .venv/bin/python bench/query_latency.py --index bench-out/rtqa22/idx-i8 --scorers onnx-int8 --cross-encoder both
+
+Options: [--queries 200] [--asks 100] [--backend B] [--scorers a,b] [--ranker learned|fusion]
+[--cross-encoder on|off|both].
 """
 
 from __future__ import annotations
@@ -67,18 +73,26 @@ def main() -> None:
                     help="how an answer's passages are ordered (default: the library's)")
     ap.add_argument("--scorers", default="onnx-int8,search",
                     help="answer-sentence scorer backends to time ask with (search: the search embedder)")
+    ap.add_argument("--cross-encoder", choices=("on", "off", "both"),
+                    help="answer with the answer cross-encoder, without it, or time both in turn "
+                         "(default: the library's setting)")
     args = ap.parse_args()
     scorers = args.scorers.split(",")
+    crossed = {"on": [True], "off": [False], "both": [False, True], None: [None]}[args.cross_encoder]
 
     questions, _ = read_questions(RTQA_QUESTIONS)
     random.Random(0).shuffle(questions)
 
-    def make(scorer: str) -> Pipeline:
+    def make(scorer: str, cross: bool | None) -> Pipeline:
         ranking = {"ranker": args.ranker} if args.ranker else {}
+        if cross is not None:
+            ranking["cross_encoder"] = cross
         return Pipeline(Settings(index_dir=args.index, backend=args.backend,
                                  scorer_backend=None if scorer == "search" else scorer, **ranking))
 
-    pipelines = {scorer: make(scorer) for scorer in scorers}
+    pipelines = {f"{scorer}{'' if cross is None else ', cross-encoder ' + ('on' if cross else 'off')}":
+                 make(scorer, cross) for scorer in scorers for cross in crossed}
+    scorers = list(pipelines)
     pipeline = pipelines[scorers[0]]
     info = pipeline.info()
     backend = embedder_backend(pipeline.query_embedder)
@@ -107,12 +121,20 @@ def main() -> None:
     record("search hybrid + date", *timed(
         lambda q: pipeline.search(q, k=10, since="2022-09-01", until="2022-10-31"), texts))
     asks = questions[: args.asks]
-    for scorer, p in pipelines.items():
-        record(f"ask (extractive, {scorer} scorer)", *timed(lambda q, p=p: p.ask(q.question, as_of=q.date), asks))
+    # In turn, question by question: each pipeline answers a question before the next one is asked.
+    times = {name: ([], []) for name in pipelines}
+    for q in asks:
+        for name, p in pipelines.items():
+            wall, cpu = timed(lambda q, p=p: p.ask(q.question, as_of=q.date), [q])
+            times[name][0].extend(wall)
+            times[name][1].extend(cpu)
+    for name, (wall, cpu) in times.items():
+        record(f"ask (extractive, {name} scorer)", wall, cpu)
     result["rss"] = rss_mb()
     table(rows, ["what", "n", "p50 ms", "p95 ms", "CPU ms p50"])
     ranker = f"-{args.ranker}" if args.ranker else ""
-    finish(f"query_latency-{args.index.name}-{args.backend or 'default'}{ranker}", result)
+    cross = f"-cross-encoder-{args.cross_encoder}" if args.cross_encoder else ""
+    finish(f"query_latency-{args.index.name}-{args.backend or 'default'}{ranker}{cross}", result)
 
 
 if __name__ == "__main__":

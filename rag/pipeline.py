@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence, TypeVar, get_args
 
 from rag.answer.attribution import settle
+from rag.answer.cross_encoder import SentenceCrossEncoder
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.answer.sentence_rank import SentenceRanker
 from rag.embed import (
@@ -87,6 +88,7 @@ class Pipeline:
         # The learned ranker once loaded; False once it failed to load (fusion from then on).
         self._ranker: PassageRanker | Literal[False] | None = None
         self._sentence_ranker: SentenceRanker | Literal[False] | None = None
+        self._cross_encoder: SentenceCrossEncoder | Literal[False] | None = None
         # The same model on other backends (queries, answer sentences), by backend, each with
         # the search embedder it was made for.
         self._companions: dict[str, tuple[Embedder, Embedder]] = {}
@@ -457,6 +459,16 @@ class Pipeline:
                                                        instead="scoring answer sentences by hand-set weights")
         return self._sentence_ranker or None
 
+    def cross_encoder(self) -> SentenceCrossEncoder | None:
+        """The answer cross-encoder (loaded once) when ``settings.cross_encoder`` asks for it;
+        else None. A damaged model is logged once, and the hand-weighted score answers alone."""
+        if not self.settings.cross_encoder:
+            return None
+        if self._cross_encoder is None:
+            self._cross_encoder = self._load_learned(SentenceCrossEncoder.load, custom=False,
+                                                     instead="scoring answer sentences without it")
+        return self._cross_encoder or None
+
     @staticmethod
     def _load_learned(load: Callable[[], _Model], custom: bool, instead: str) -> _Model | Literal[False]:
         try:
@@ -471,7 +483,8 @@ class Pipeline:
         """The extractive answerer, on the current ``scorer``."""
         scorer = self.scorer
         if self._answerer is None or self._answerer.embedder is not scorer:
-            self._answerer = ExtractiveAnswerer(scorer, content_words, ranker=self.sentence_ranker())
+            self._answerer = ExtractiveAnswerer(scorer, content_words, ranker=self.sentence_ranker(),
+                                                cross_encoder=self.cross_encoder())
         return self._answerer
 
     def llm_answerer(self) -> LLMAnswerer:

@@ -71,6 +71,11 @@ class Settings:
     # Off: trained on RealTime QA 2024-2025 it picks better sentences there, but worse on 2022
     # (BENCHMARKS.md), so the hand-set weights stay the default.
     sentence_ranker: bool = False
+    # Add the answer cross-encoder's (rag.answer.cross_encoder) weighted probability to each answer
+    # sentence's hand-weighted score. Off: trained on RealTime QA 2024-2025 it lifts accuracy 0.314 ->
+    # 0.386 on that year's held-back months, but on 2022 only 0.474 -> 0.481 with strict accuracy
+    # 0.428 -> 0.411, and it takes `rag ask` from 91 to 162 ms (p50) on 2 cores (BENCHMARKS.md).
+    cross_encoder: bool = False
 
     def __post_init__(self) -> None:
         if self.ranker not in RANKERS:

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rag.answer.citing import CitationNumbers, passage_sentences, quotes_by_article, speaker_at
+from rag.answer.cross_encoder import SentenceCrossEncoder, pair_text
 from rag.answer.sentence_rank import SentenceCandidate, SentenceRanker, sentence_features
 from rag.embed import Embedder
 from rag.models import Answer, Citation, Hit, Quote
@@ -90,13 +91,17 @@ class ExtractiveAnswerer:
     """Composes cited answers from retrieved passages; needs only an embedder."""
 
     def __init__(self, embedder: Embedder, terms: Callable[[str], list[str]],
-                 settings: AnswerSettings = AnswerSettings(), ranker: SentenceRanker | None = None) -> None:
+                 settings: AnswerSettings = AnswerSettings(), ranker: SentenceRanker | None = None,
+                 cross_encoder: SentenceCrossEncoder | None = None) -> None:
         self.embedder = embedder
         self.terms = terms
         self.settings = settings
         # The learned sentence ranker scores every question but "What did X say?"; None: the
         # hand-weighted score for all.
         self.ranker = ranker
+        # Adds its weighted probability to the hand-weighted score of every question but "What
+        # did X say?" (whose answer is whatever X said).
+        self.cross_encoder = cross_encoder
 
     def answer(self, question: str, hits: Sequence[Hit], quotes: Sequence[Quote],
                as_of: str | None = None, speaker: str | None = None,
@@ -123,9 +128,10 @@ class ExtractiveAnswerer:
             if not (relevant or on_topic):
                 return Answer(question, ABSTAIN_TEXT, True, [], list(hits), as_of)
         else:
-            # Whether to answer at all is judged without the novelty bonus: naming things makes a
-            # sentence a likelier answer, not a better match for the question.
-            anchor = max(candidates, key=lambda c: c.score - c.novelty)
+            # Whether to answer at all is judged without the novelty and cross-encoder bonuses:
+            # they tell which sentence is the likelier answer, not whether the news covers the
+            # question (the threshold was calibrated without them).
+            anchor = max(candidates, key=lambda c: c.score - c.novelty - c.answer_bonus)
             if anchor.relevance < self.settings.abstain_below:
                 return Answer(question, ABSTAIN_TEXT, True, [], list(hits), as_of)
         keep_ratio, min_relevance = self.settings.keep_ratio, None
@@ -237,6 +243,12 @@ class ExtractiveAnswerer:
             for c, p in zip(shortlist, self.ranker.predict(matrix).tolist()):
                 c.learned = p
             return shortlist, True
+        elif self.cross_encoder is not None:
+            probabilities = self.cross_encoder.score(question, [pair_text(c.hit.article.title, c.text)
+                                                                for c in shortlist])
+            for c, p in zip(shortlist, probabilities.tolist()):
+                c.answer_bonus = self.cross_encoder.weight * p
+                c.score += c.answer_bonus
         return shortlist, False
 
     def _theirs(self, question: str, candidates: list[SentenceCandidate], speaker: str | None) -> list[SentenceCandidate]:

@@ -111,6 +111,7 @@ class SentenceCandidate:
     novelty: float = 0.0
     score: float = 0.0
     learned: float = 0.0  # the learned ranker's probability, when it scored this sentence
+    answer_bonus: float = 0.0  # what the answer cross-encoder added to ``score``
 
 
 def answer_type(question: str) -> str | None:
