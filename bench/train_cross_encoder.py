@@ -89,8 +89,11 @@ def split_by_date(groups: list[dict[str, Any]], share: float) -> tuple[list[dict
     return ordered[:cut], ordered[cut:]
 
 
-def pair_text(sentence: dict[str, Any]) -> str:
-    return f"{sentence['title']}: {sentence['text']}"
+def pair_of(sentence: dict[str, Any]) -> str:
+    """What the model reads beside the question, exactly as the answerer will give it."""
+    from rag.answer.cross_encoder import pair_text
+
+    return pair_text(sentence["title"], sentence["text"])
 
 
 def simulate(groups: list[dict[str, Any]], scores: list[np.ndarray], weight: float, keep_ratio: float = 0.65,
@@ -102,8 +105,8 @@ def simulate(groups: list[dict[str, Any]], scores: list[np.ndarray], weight: flo
     correct = strict = abstained = 0
     for g, ce in zip(groups, scores):
         s = g["sentences"]
-        if not s or max(x["score"] - x["novelty"] for x in s) < 0 or \
-                max(s, key=lambda x: x["score"] - x["novelty"])["relevance"] < abstain_below:
+        anchor = max(s, key=lambda x: x["score"] - x["novelty"], default=None)
+        if anchor is None or anchor["score"] - anchor["novelty"] < 0 or anchor["relevance"] < abstain_below:
             abstained += 1
             continue
         hand = np.asarray([x["score"] for x in s])
@@ -158,7 +161,7 @@ class CrossEncoder:
                 if not g["sentences"]:
                     out.append(np.zeros(0))
                     continue
-                texts = [pair_text(s) for s in g["sentences"]]
+                texts = [pair_of(s) for s in g["sentences"]]
                 out.append(self.torch.sigmoid(self.logits([g["question"]] * len(texts), texts)).numpy())
         return out
 
@@ -185,7 +188,7 @@ def train(model: CrossEncoder, groups: list[dict[str, Any]], valid: list[dict[st
             step = usable[at:at + per_step]
             questions, texts, sizes, targets = [], [], [], []
             for g in step:
-                texts += [pair_text(s) for s in g["sentences"]]
+                texts += [pair_of(s) for s in g["sentences"]]
                 questions += [g["question"]] * len(g["sentences"])
                 sizes.append(len(g["sentences"]))
                 labels = torch.tensor([float(s["label"]) for s in g["sentences"]])
@@ -258,7 +261,7 @@ def report(groups: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
     from rag.answer.cross_encoder import SentenceCrossEncoder
 
     model = SentenceCrossEncoder.load(folder)
-    scores = [model.score(g["question"], [pair_text(s) for s in g["sentences"]]) for g in groups]
+    scores = [model.score(g["question"], [pair_of(s) for s in g["sentences"]]) for g in groups]
     hand = [np.asarray([s["score"] for s in g["sentences"]]) for g in groups]
     combined = [h + model.weight * c for h, c in zip(hand, scores)]
     return {"questions": len(groups), "weight": model.weight,
@@ -328,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "card.json").write_text(json.dumps(card) + "\n", encoding="utf-8")
     # Figures from the int8 export itself, as the answerer will run it.
     shipped = SentenceCrossEncoder.load(args.out)
-    scores = [shipped.score(g["question"], [pair_text(s) for s in g["sentences"]]) for g in valid]
+    scores = [shipped.score(g["question"], [pair_of(s) for s in g["sentences"]]) for g in valid]
     weights = {w: simulate(valid, scores, w) for w in WEIGHTS}
     weight = max(weights, key=lambda w: (weights[w]["accuracy"] + weights[w]["strict"], -w))
     card.update({

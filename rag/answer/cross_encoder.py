@@ -67,19 +67,13 @@ class SentenceCrossEncoder:
             raise ModelError(f"the answer cross-encoder in {folder} has a card this version cannot use "
                              f"(format {found!r}, expected {CROSS_ENCODER_FORMAT} with a weight and a "
                              f"max_length): {_FIX}")
-        import onnxruntime as ort
         from transformers import AutoTokenizer
 
         from rag.embed.model import DEFAULT_MODEL, resolve_model_path
+        from rag.embed.runtimes import cpu_session
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # As the embedder's session: idle threads sleep rather than spin on a small shared machine.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+            session = cpu_session(folder / MODEL_FILE, threads)
         except Exception as exc:  # ONNX Runtime raises its own types for a missing or damaged file
             raise ModelError(f"the answer cross-encoder model {folder / MODEL_FILE} cannot be loaded "
                              f"({type(exc).__name__}: {exc}): {_FIX}") from None

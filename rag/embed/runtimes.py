@@ -65,7 +65,6 @@ class OnnxRuntime:
     """An exported ONNX file (see ``onnx_export``) on ONNX Runtime's CPU provider."""
 
     def __init__(self, path: str, onnx_file: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
         from transformers import AutoTokenizer
 
         meta = read_export_meta(onnx_file.parent)
@@ -73,16 +72,7 @@ class OnnxRuntime:
         self.max_seq_length = int(meta["max_seq_length"])
         self.inputs = list(meta["inputs"])
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle worker threads sleep instead of spinning: on a busy 2-core machine spinning took a
-        # quarter of the CPU time for nothing (int8: 48 -> 60 chunks per CPU-second, same wall time).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        if threads:
-            # Left unset, ONNX Runtime takes every core, and actors sharing a node would fight over them.
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(onnx_file, threads)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Normalised vectors for ``texts``, shape ``(len(texts), dimension)``."""
@@ -92,3 +82,19 @@ class OnnxRuntime:
         out = np.asarray(out, dtype=np.float32)
         # Renormalised here because int8 arithmetic leaves the norm a little off 1.
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def cpu_session(onnx_file: Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime session for ``onnx_file`` on the CPU, as every model here runs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle worker threads sleep instead of spinning: on a busy 2-core machine spinning took a
+    # quarter of the CPU time for nothing (int8: 48 -> 60 chunks per CPU-second, same wall time).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if threads:
+        # Left unset, ONNX Runtime takes every core, and actors sharing a node would fight over them.
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
