@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -468,6 +470,46 @@ def test_vectors_are_embedded_a_slice_at_a_time_and_reused_ones_make_the_same_fi
     assert (pipeline.settings.index_dir / read_manifest(pipeline.settings.index_dir).generation / "vectors.npy"
             ).read_bytes() == reused
     assert np.load(vectors).shape == (11, 384)
+
+
+def test_a_reindex_reads_its_articles_as_a_stream_and_keeps_none_it_has_chunked(tmp_path, corpus, embedder,
+                                                                                  monkeypatch):
+    """At 10M chunks the articles' texts alone would outgrow memory, so a build writes each one to
+    its store as it is read, chunks them a batch at a time, and reads the texts back from the store
+    to embed them and to build BM25."""
+    import rag.index.build as build
+
+    whole = make(tmp_path / "whole", embedder)
+    whole.reindex([corpus], embed=hashed)
+    monkeypatch.setattr(build, "CHUNK_BATCH", 2)
+    alive: list[int] = []  # before each article is handed over: how many earlier ones are still held
+    read_all = build.read_all
+
+    def watched(*args, **kwargs):
+        resolved, stream, report, fetched = read_all(*args, **kwargs)
+
+        def counted():
+            earlier: list[weakref.ref] = []
+            for article in stream:
+                gc.collect()
+                alive.append(sum(ref() is not None for ref in earlier))
+                earlier.append(weakref.ref(article))
+                yield article
+        return resolved, counted(), report, fetched
+
+    monkeypatch.setattr(build, "read_all", watched)
+    batched = make(tmp_path / "batched", embedder)
+    summary = batched.reindex([corpus], embed=Slices(3))
+    assert (summary.articles, summary.chunks, alive) == (6, 10, [0, 1, 1, 1, 1, 1])
+
+    def generation(pipeline: Pipeline) -> Path:
+        return pipeline.settings.index_dir / read_manifest(pipeline.settings.index_dir).generation
+
+    assert (generation(batched) / "vectors.npy").read_bytes() == (generation(whole) / "vectors.npy").read_bytes()
+    for query in ("baby formula plant", "North Korea artillery shells", "cycle lanes Main Street"):
+        for mode in ("keyword", "dense"):
+            assert [(h.chunk.id, h.chunk.text) for h in batched.search(query, k=3, mode=mode)] == [
+                (h.chunk.id, h.chunk.text) for h in whole.search(query, k=3, mode=mode)]
 
 
 @pytest.mark.slow

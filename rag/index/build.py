@@ -8,8 +8,9 @@ starts from scratch with a warning.
 What a build holds grows as little with the chunk count as the parts allow: chunks are kept as
 offsets into their articles, vectors are embedded (or copied) a slice at a time straight into the
 memory-mapped ``vectors.npy``, and BM25 is built one shard at a time (``rag.index.keyword``).
-The articles themselves are still all in memory (BENCHMARKS.md, "Memory of a reindex, 100k to 10M
-chunks").
+The articles are read as a stream and written to the build's store as they come; their texts
+are read back from it when chunks are embedded and BM25 is built (BENCHMARKS.md, "Memory of a
+reindex, 100k to 10M chunks").
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -168,8 +169,9 @@ class Indexer:
                         "run 'rag reindex <folder-or-files>'"
                     )
             # URL sources are refreshed here, under the lock: one round per reindex.
-            resolved, report, fetched = read_all(sources, index_dir, self.settings.fetch, named=named)
-            if not report.articles:
+            resolved, stream, report, fetched = read_all(sources, index_dir, self.settings.fetch, named=named)
+            articles = _started(stream)
+            if articles is None:  # the stream has been read to its end: the report says why
                 reasons = "; ".join(f"{p.origin}: {p.reason}" for p in report.problems[:5])
                 raise SourceError(
                     f"no usable articles in {', '.join(map(str, sources))}"
@@ -183,8 +185,8 @@ class Indexer:
             left = build  # where the new generation is, for cleaning up after a failure
             try:
                 build.mkdir()
-                manifest, summary = self._build(build, final.name, report, previous, resolved, started,
-                                                notes=[unreadable] if unreadable else [])
+                manifest, summary = self._build(build, final.name, articles, report, previous, resolved,
+                                                started, notes=[unreadable] if unreadable else [])
                 summary = replace(summary, fetched=fetched)
                 os.rename(build, final)
                 left = final
@@ -230,24 +232,29 @@ class Indexer:
             )
         return PreviousBuild(manifest, hashes, keys, vectors, reuse=reuse), None
 
-    def _build(self, build: Path, generation: str, report: IngestReport, previous: PreviousBuild | None,
-               sources: list[str], started: float, notes: list[Problem]) -> tuple[Manifest, ReindexSummary]:
+    def _build(self, build: Path, generation: str, articles: Iterable[Article], report: IngestReport,
+               previous: PreviousBuild | None, sources: list[str], started: float,
+               notes: list[Problem]) -> tuple[Manifest, ReindexSummary]:
         """Write the generation into ``build``; the manifest that will name it ``generation``.
-        ``notes``: warnings about the build itself, reported before the sources' own."""
-        articles = report.articles
-        hashes = [content_hash(a) for a in articles]
-        old = previous.hashes if previous else {}
-        diff = _diff(articles, hashes, old)
-
+        ``articles`` are read as the build goes, and fill ``report``. ``notes``: warnings about
+        the build itself, reported before the sources' own."""
         store = Store(build / "store.sqlite")
-        for article, digest in zip(articles, hashes):
+        diff = _Diff(previous.hashes if previous else {})
+        known = previous.embed_keys if previous and previous.reuse else {}
+        rows = _Rows(store)
+        batch: list[Article] = []
+        for article in articles:
+            digest = content_hash(article)
             store.add_article(article, digest)
             if self.quote_extractor is not None:
                 store.add_quotes(self.quote_extractor(article))
-        known = previous.embed_keys if previous and previous.reuse else {}
-        rows = self._chunk(store, articles, known)
+            diff.add(article, digest)
+            batch.append(article)
+            if len(batch) == CHUNK_BATCH:
+                self._chunk(store, batch, rows, known)
+                batch = []
+        self._chunk(store, batch, rows, known)
         store.commit()
-        store.close()
         kind = self._index_kind(len(rows))
         vectors, reused = self._vectors(build / "vectors.npy", rows, previous)
         dense, ivf_info = self._dense(build, generation, vectors, kind, previous)
@@ -255,6 +262,8 @@ class Indexer:
         dimension = int(vectors.shape[1])
         del dense, vectors
         KeywordSearcher.write(build / "bm25", rows.texts(), self.settings.keyword_shard_rows)
+        store.close()
+        counts = diff.counts()
 
         seconds = time.perf_counter() - started
         manifest = Manifest(
@@ -263,37 +272,35 @@ class Indexer:
             index_kind=kind, ann_threshold=self.settings.ann_threshold,
             ivf_threshold=self.settings.ivf_threshold, ivf=ivf_info,
             keyword_shard_rows=self.settings.keyword_shard_rows,
-            articles=len(articles), chunks=len(rows), sources=tuple(sources),
+            articles=rows.articles, chunks=len(rows), sources=tuple(sources),
             built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             build_seconds=round(seconds, 2), generation=generation,
         )
         summary = ReindexSummary(
-            index_dir=str(self.settings.index_dir), articles=len(articles), chunks=len(rows),
-            added=diff["added"], updated=diff["updated"], removed=diff["removed"],
-            unchanged=diff["unchanged"], embedded=len(rows) - reused, reused=reused,
+            index_dir=str(self.settings.index_dir), articles=rows.articles, chunks=len(rows),
+            added=counts["added"], updated=counts["updated"], removed=counts["removed"],
+            unchanged=counts["unchanged"], embedded=len(rows) - reused, reused=reused,
             seconds=seconds, skipped=report.problems, duplicates=report.duplicates,
             warnings=[*notes, *report.warnings], index_kind=kind,
         )
         return manifest, summary
 
-    def _chunk(self, store: Store, articles: Sequence[Article], known: dict[str, int]) -> _Rows:
-        """Chunk ``articles`` a batch at a time, writing each batch's chunk rows to ``store``; the
-        rows as offsets, each with the row of ``known`` (the previous generation's embed keys)
-        whose vector it reuses."""
-        rows = _Rows(articles)
-        row = 0
-        for lo in range(0, len(articles), CHUNK_BATCH):
-            batch = articles[lo:lo + CHUNK_BATCH]
-            written: list[tuple[int, Chunk, str]] = []
-            for at, (article, chunks) in enumerate(zip(batch, self.chunker.chunk(batch)), start=lo):
-                for chunk in chunks:
-                    text = self.chunker.embedding_text(article, chunk)
-                    key = _embed_key(text)
-                    rows.add(at, chunk, text, known.get(key, -1))
-                    written.append((row, chunk, key))
-                    row += 1
-            store.add_chunks(written)
-        return rows
+    def _chunk(self, store: Store, batch: Sequence[Article], rows: _Rows, known: dict[str, int]) -> None:
+        """Chunk ``batch``, the articles last added to ``store``, and write their chunk rows to
+        it; add the rows, as offsets, to ``rows``, each with the row of ``known`` (the previous
+        generation's embed keys) whose vector it reuses."""
+        written: list[tuple[int, Chunk, str]] = []
+        for article, chunks in zip(batch, self.chunker.chunk(batch)):
+            prefix = None
+            for chunk in chunks:
+                text = self.chunker.embedding_text(article, chunk)
+                key = _embed_key(text)
+                if prefix is None:
+                    prefix = _prefix(text, chunk)
+                written.append((len(rows), chunk, key))
+                rows.add(chunk, known.get(key, -1))
+            rows.next_article(prefix or "")
+        store.add_chunks(written)
 
     def _vectors(self, path: Path, rows: _Rows, previous: PreviousBuild | None) -> tuple[np.ndarray, int]:
         """Write every row's vector into ``path`` (``vectors.npy``), embedding the fresh ones a
@@ -319,7 +326,7 @@ class Indexer:
         return vectors, len(reused)
 
     def _embed(self, rows: _Rows, at: np.ndarray) -> np.ndarray:
-        return self.embed_chunks(self.embedder, [rows.text(int(i)) for i in at],
+        return self.embed_chunks(self.embedder, rows.texts_of(at.tolist()),
                                  batch_size=self.settings.batch_size, progress=self.settings.progress)
 
     def _index_kind(self, n: int) -> str:
@@ -349,13 +356,14 @@ class Indexer:
 
 class _Rows:
     """The chunk rows of a build, kept as offsets into their articles and the row each reuses (28
-    bytes a chunk) rather than as texts (about 2 KB a chunk, twice: chunk and embedding text). An
-    embedding text is the article's prefix (its title and a newline, as ``Chunker.embedding_text``
-    writes it) and the chunk, rebuilt when needed."""
+    bytes a chunk) rather than as texts (about 2 KB a chunk, twice: chunk and embedding text).
+    The articles' texts are read back from the build's store when needed; an embedding text is
+    its article's prefix (its title and a newline, as ``Chunker.embedding_text`` writes it), kept
+    here, and the chunk."""
 
-    def __init__(self, articles: Sequence[Article]) -> None:
-        self.articles = articles
-        self.prefixes = [""] * len(articles)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.prefixes: list[str] = []  # one an article, in the order they were added
         self._article = array("i")
         self._start = array("q")
         self._end = array("q")
@@ -364,28 +372,62 @@ class _Rows:
     def __len__(self) -> int:
         return len(self._article)
 
-    def add(self, at: int, chunk: Chunk, text: str, reuse: int) -> None:
-        """Chunk ``chunk`` of article ``at``, whose embedding text is ``text``; ``reuse``: the
-        previous generation's row with its vector (-1: none)."""
-        if not text.endswith(chunk.text):  # pragma: no cover - how Chunker.embedding_text is made
-            raise ValueError(f"the embedding text of {chunk.id} does not end with the chunk")
-        self.prefixes[at] = text[:len(text) - len(chunk.text)]
-        self._article.append(at)
+    @property
+    def articles(self) -> int:
+        return len(self.prefixes)
+
+    def add(self, chunk: Chunk, reuse: int) -> None:
+        """``chunk`` of the article being chunked; ``reuse``: the previous generation's row with
+        its vector (-1: none)."""
+        self._article.append(len(self.prefixes))
         self._start.append(chunk.start)
         self._end.append(chunk.end)
         self._reuse.append(reuse)
+
+    def next_article(self, prefix: str) -> None:
+        """The article being chunked is done; ``prefix`` starts its chunks' embedding texts."""
+        self.prefixes.append(prefix)
 
     def reuse_rows(self) -> np.ndarray:
         """Per row, the previous generation's row whose vector it reuses, or -1."""
         return np.frombuffer(self._reuse, dtype=np.int64) if len(self) else np.empty(0, dtype=np.int64)
 
-    def text(self, row: int) -> str:
-        """The embedding text of ``row``."""
-        at = self._article[row]
-        return self.prefixes[at] + self.articles[at].text[self._start[row]:self._end[row]]
+    def texts_of(self, rows: Sequence[int]) -> list[str]:
+        """The embedding texts of ``rows``, their articles read back from the store."""
+        texts = self.store.article_texts(sorted({self._article[r] for r in rows}))
+        return [self._text(r, texts[self._article[r]]) for r in rows]
 
     def texts(self) -> Iterator[str]:
-        return (self.text(row) for row in range(len(self)))
+        """Every row's embedding text, in row order, reading the articles back one at a time."""
+        articles = self.store.texts_in_order()
+        at, text = -1, ""
+        for row in range(len(self)):
+            while at < self._article[row]:
+                at, text = at + 1, next(articles)
+            yield self._text(row, text)
+
+    def _text(self, row: int, article_text: str) -> str:
+        return self.prefixes[self._article[row]] + article_text[self._start[row]:self._end[row]]
+
+
+def _prefix(text: str, chunk: Chunk) -> str:
+    """What ``Chunker.embedding_text`` put before ``chunk`` in ``text``."""
+    if not text.endswith(chunk.text):  # pragma: no cover - how Chunker.embedding_text is made
+        raise ValueError(f"the embedding text of {chunk.id} does not end with the chunk")
+    return text[:len(text) - len(chunk.text)]
+
+
+def _started(stream: Iterator[Article]) -> Iterator[Article] | None:
+    """``stream`` with its first article read, so that an empty one is known before a build
+    starts; None when it has none."""
+    first = next(stream, None)
+    return None if first is None else _after(first, stream)
+
+
+def _after(first: Article, rest: Iterator[Article]) -> Iterator[Article]:
+    yield first
+    del first  # not held while the rest is read (itertools.chain would hold it to the end)
+    yield from rest
 
 
 def _vector_file(path: Path, rows: int, dim: int) -> np.memmap:
@@ -406,29 +448,44 @@ def _vector_file(path: Path, rows: int, dim: int) -> np.memmap:
     return vectors
 
 
-def _diff(articles: list[Article], hashes: list[str], old: dict[str, tuple[str, str]]) -> dict[str, int]:
-    """Added/updated/removed/unchanged against the previous generation.
+class _Diff:
+    """Counts added/updated/removed/unchanged against the previous generation's articles
+    (``Store.article_hashes``) as the new ones come.
 
     An article whose id changed but which comes from the same place (a text file whose
     content-derived id moved with an edit) counts as updated, not as one removal plus one addition.
     """
-    new_ids = {a.id for a in articles}
-    removed_origins = {origin for aid, (_, origin) in old.items() if aid not in new_ids}
-    added = updated = unchanged = 0
-    replaced = set()
-    for article, digest in zip(articles, hashes):
-        if article.id in old:
-            if old[article.id][0] == digest:
-                unchanged += 1
-            else:
-                updated += 1
-        elif article.origin in removed_origins and article.origin not in replaced:
-            updated += 1
-            replaced.add(article.origin)
+
+    def __init__(self, old: dict[str, tuple[str, str]]) -> None:
+        self.old = old
+        self.seen: set[str] = set()  # the ids of old articles met again
+        self.fresh: list[str] = []  # the origins of the articles not in ``old``, while there is one
+        self.added = self.updated = self.unchanged = 0
+
+    def add(self, article: Article, digest: str) -> None:
+        known = self.old.get(article.id)
+        if known is not None:
+            self.seen.add(article.id)
+            self.unchanged += known[0] == digest
+            self.updated += known[0] != digest
+        elif self.old:  # only then can it be an edited file's new id
+            self.fresh.append(article.origin)
         else:
-            added += 1
-    removed = sum(1 for aid, (_, origin) in old.items() if aid not in new_ids and origin not in replaced)
-    return {"added": added, "updated": updated, "removed": removed, "unchanged": unchanged}
+            self.added += 1
+
+    def counts(self) -> dict[str, int]:
+        gone = [origin for aid, (_, origin) in self.old.items() if aid not in self.seen]
+        removed_origins = set(gone)
+        replaced: set[str] = set()
+        added, updated = self.added, self.updated
+        for origin in self.fresh:
+            if origin in removed_origins and origin not in replaced:
+                updated += 1
+                replaced.add(origin)
+            else:
+                added += 1
+        removed = sum(1 for origin in gone if origin not in replaced)
+        return {"added": added, "updated": updated, "removed": removed, "unchanged": self.unchanged}
 
 
 def _stamp() -> str:

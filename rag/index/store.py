@@ -140,6 +140,18 @@ class Store:
         return {row[0]: Article(*row) for row in self._select_in(
             f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id IN ({{marks}})", ids)}
 
+    def article_texts(self, numbers: Sequence[int]) -> dict[int, str]:
+        """``{n: text}`` of the ``n``th articles added (counted from 0). A build reads its texts
+        back through this: its store is only ever added to, so SQLite numbered the rows 1, 2, ...
+        in the order they came."""
+        return {rowid - 1: text for rowid, text in self._select_in(
+            "SELECT rowid, text FROM articles WHERE rowid IN ({marks})", [int(n) + 1 for n in numbers])}
+
+    def texts_in_order(self) -> Iterator[str]:
+        """Every article's text, in the order the articles were added (see ``article_texts``)."""
+        with self._reading():
+            yield from (text for (text,) in self._db.execute("SELECT text FROM articles ORDER BY rowid"))
+
     def article_hashes(self) -> dict[str, tuple[str, str]]:
         """``{article_id: (content_hash, origin)}`` for the incremental diff."""
         with self._reading():

@@ -9,6 +9,6 @@ A new input format is a new reader in ``readers``.
 """
 
 from rag.ingest.files import iter_source_files
-from rag.ingest.readers import IngestReport, iter_articles, read_sources
+from rag.ingest.readers import Deduplicator, IngestReport, iter_articles, read_sources, stream_sources
 
-__all__ = ["IngestReport", "iter_articles", "iter_source_files", "read_sources"]
+__all__ = ["Deduplicator", "IngestReport", "iter_articles", "iter_source_files", "read_sources", "stream_sources"]

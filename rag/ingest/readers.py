@@ -77,27 +77,59 @@ def read_sources(sources: Iterable[str | Path] | str | Path) -> IngestReport:
     (1, [])
     """
     report = IngestReport()
-    first_by_text: dict[str, Article] = {}
-    first_by_id: dict[str, Article] = {}
+    report.articles.extend(stream_sources(sources, report))
+    return report
+
+
+def stream_sources(sources: Iterable[str | Path] | str | Path, report: IngestReport,
+                   seen: Deduplicator | None = None) -> Iterator[Article]:
+    """Yield the articles of ``sources`` as they are read, each story once (as :func:`read_sources`
+    keeps them), and put what is skipped or doubted into ``report`` (its ``articles`` are left
+    alone). A reindex reads through this, so that it never holds every article at once.
+
+    ``seen``: the articles already kept from other sources, which these must not repeat.
+    """
+    seen = seen if seen is not None else Deduplicator()
     for kind, item in _events(walk(check_sources(sources))):
         if kind == "warning":
             report.warnings.append(item)  # type: ignore[arg-type]
-            continue
-        if kind == "problem":
+        elif kind == "problem":
             report.problems.append(item)  # type: ignore[arg-type]
-            continue
-        assert isinstance(item, Article)
-        key = _sha1(_normalise(item.text))
-        if (first := first_by_text.get(key)) is not None:
-            reason = f"duplicate of article {first.id} ({first.origin})"
-            report.duplicates.append(Problem(item.origin, reason))
-        elif (first := first_by_id.get(item.id)) is not None:
-            reason = f"duplicate id {item.id} with different text (first read from {first.origin})"
-            report.problems.append(Problem(item.origin, reason))
         else:
-            first_by_text[key] = first_by_id[item.id] = item
-            report.articles.append(item)
-    return report
+            assert isinstance(item, Article)
+            verdict = seen.check(item)
+            if verdict is None:
+                yield item
+            elif verdict[0] == "duplicate":
+                report.duplicates.append(verdict[1])
+            else:
+                report.problems.append(verdict[1])
+
+
+class Deduplicator:
+    """Which articles have been kept so far: an exact copy of one (the same text, compared
+    normalised) is a duplicate, and another text under the id of one is a problem.
+
+    It holds a digest, the id and the origin of each article kept, never its text: about 0.4 KB
+    an article.
+    """
+
+    def __init__(self) -> None:
+        self._by_text: dict[bytes, tuple[str, str]] = {}  # digest of the text: (id, origin)
+        self._by_id: dict[str, str] = {}  # id: origin
+
+    def check(self, article: Article) -> tuple[Literal["duplicate", "problem"], Problem] | None:
+        """None when ``article`` is new (it is then kept); else whether it is a duplicate or a
+        problem (another text under a kept id), and the report's line for it."""
+        key = hashlib.sha1(_normalise(article.text).encode("utf-8")).digest()
+        if (first := self._by_text.get(key)) is not None:
+            return "duplicate", Problem(article.origin, f"duplicate of article {first[0]} ({first[1]})")
+        if (origin := self._by_id.get(article.id)) is not None:
+            reason = f"duplicate id {article.id} with different text (first read from {origin})"
+            return "problem", Problem(article.origin, reason)
+        self._by_text[key] = (article.id, article.origin)
+        self._by_id[article.id] = article.origin
+        return None
 
 
 # --- reading files -------------------------------------------------------------------------

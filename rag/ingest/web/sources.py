@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 from urllib.parse import urlsplit
 
 from rag.errors import BadSource
-from rag.ingest import IngestReport, read_sources
-from rag.ingest.readers import _normalise, _sha1
+from rag.ingest import IngestReport
+from rag.ingest.readers import Deduplicator, stream_sources
 from rag.ingest.web.config import FetchSettings
-from rag.ingest.web.refresh import RefreshReport
+from rag.ingest.web.refresh import RefreshReport, RoundProblems
 from rag.ingest.web.state import STATE_FILE, FetchState, SourceRecord
 from rag.ingest.web.urls import SCHEMES, is_url, looks_like_feed, source_id
-from rag.models import Article, Problem
+from rag.models import Article
 
 MAX_LIST_BYTES = 1_000_000
 
@@ -139,9 +139,10 @@ def remove_source(index_dir: Path, sid: str) -> SourceRecord | None:
 
 
 def read_all(sources: Sequence[str | Path], index_dir: Path, settings: FetchSettings, named: bool
-             ) -> tuple[list[str], IngestReport, RefreshReport | None]:
+             ) -> tuple[list[str], Iterator[Article], IngestReport, RefreshReport | None]:
     """Read the paths and refresh the URL sources among ``sources``: what the manifest records,
-    every article (the local ones first, then the fetched ones, each story once), and the round's
+    every article as it is read (the local ones first, then the fetched ones, each story once),
+    the report they fill as they are read (complete once they are all read), and the round's
     report (None when the index has no URL sources).
 
     ``named``: the caller named ``sources`` (the state then mirrors their URLs); otherwise they
@@ -149,8 +150,9 @@ def read_all(sources: Sequence[str | Path], index_dir: Path, settings: FetchSett
     """
     plan = plan_sources(sources)
     path = index_dir / STATE_FILE
+    report = IngestReport()
     if not plan.urls and not plan.lists and not path.exists():
-        return plan.paths, read_sources(plan.paths), None
+        return plan.paths, stream_sources(plan.paths, report), report, None
     from rag.ingest.web.refresh import refresh  # loads the HTTP client and parsers
 
     with FetchState(path) as state:
@@ -170,26 +172,22 @@ def read_all(sources: Sequence[str | Path], index_dir: Path, settings: FetchSett
         round_report, round_problems = refresh(state, settings) if records else (RefreshReport(), None)
         web = list(state.linked_articles([r.id for r in records]))
         recorded = plan.paths + plan.lists + [r.url for r in state.sources() if r.listed_in is None]
-    local = read_sources(plan.paths)
-    report = _merged(local, web)
+    return recorded, _with_fetched(plan.paths, web, report, round_problems), report, round_report
+
+
+def _with_fetched(paths: list[str], web: list[Article], report: IngestReport,
+                  round_problems: RoundProblems | None) -> Iterator[Article]:
+    """The articles of ``paths``, then the fetched ones that none of them already holds."""
+    seen = Deduplicator()
+    yield from stream_sources(paths, report, seen)
+    for article in web:
+        verdict = seen.check(article)
+        if verdict is None:
+            yield article
+        elif verdict[0] == "duplicate":
+            report.duplicates.append(verdict[1])
+        # A fetched story under an id already read is the same story: left out quietly.
     if round_problems is not None:
         report.problems.extend(round_problems.problems)
         report.warnings.extend(round_problems.warnings)
         report.duplicates.extend(round_problems.duplicates)
-    return recorded, report, round_report
-
-
-def _merged(local: IngestReport, web: list[Article]) -> IngestReport:
-    """``local`` with the fetched articles added, leaving out those it already holds."""
-    texts = {_sha1(_normalise(a.text)): a for a in local.articles}
-    ids = {a.id for a in local.articles}
-    merged = IngestReport(list(local.articles), list(local.problems), list(local.duplicates), list(local.warnings))
-    for article in web:
-        first = texts.get(_sha1(_normalise(article.text)))
-        if first is not None:
-            merged.duplicates.append(Problem(article.origin, f"duplicate of article {first.id} ({first.origin})"))
-        elif article.id not in ids:
-            texts[_sha1(_normalise(article.text))] = article
-            ids.add(article.id)
-            merged.articles.append(article)
-    return merged
