@@ -39,6 +39,7 @@ from rag.index.dense import DenseSearcher, build_dense
 from rag.index.ivf import build_ivf
 from rag.index.keyword import KeywordSearcher
 from rag.index.manifest import MANIFEST, Manifest, read_manifest, write_manifest
+from rag.index.reuse import KnownVectors
 from rag.index.space import disk_full, folder_bytes, is_disk_full
 from rag.index.store import Store
 from rag.ingest import IngestReport
@@ -111,7 +112,7 @@ class PreviousBuild:
 
     manifest: Manifest
     hashes: dict[str, tuple[str, str]]  # Store.article_hashes
-    embed_keys: dict[str, int]  # Store.embed_keys
+    embed_keys: KnownVectors
     vectors: np.ndarray | None
     reuse: bool
 
@@ -219,11 +220,11 @@ class Indexer:
             store = Store(gen / "store.sqlite", readonly=True)
             try:
                 hashes = store.article_hashes()
-                keys = store.embed_keys() if reuse else {}
+                keys = KnownVectors(store.embed_keys() if reuse else ())
             finally:
                 store.close()
             vectors = np.load(gen / "vectors.npy", mmap_mode="r") if reuse else None
-            if vectors is not None and (vectors.ndim != 2 or max(keys.values(), default=-1) >= len(vectors)):
+            if vectors is not None and (vectors.ndim != 2 or keys.max_row() >= len(vectors)):
                 raise ValueError(f"vectors.npy has shape {vectors.shape}, too few rows for the stored chunks")
         except (OSError, EOFError, ValueError, sqlite3.DatabaseError, IndexProblem) as exc:
             cause = exc.__cause__ or exc  # the store wraps SQLite's own error in IndexCorrupt
@@ -240,7 +241,7 @@ class Indexer:
         the build itself, reported before the sources' own."""
         store = Store(build / "store.sqlite")
         diff = _Diff(previous.hashes if previous else {})
-        known = previous.embed_keys if previous and previous.reuse else {}
+        known = previous.embed_keys if previous and previous.reuse else KnownVectors()
         rows = _Rows(store)
         batch: list[Article] = []
         for article in articles:
@@ -285,21 +286,22 @@ class Indexer:
         )
         return manifest, summary
 
-    def _chunk(self, store: Store, batch: Sequence[Article], rows: _Rows, known: dict[str, int]) -> None:
+    def _chunk(self, store: Store, batch: Sequence[Article], rows: _Rows, known: KnownVectors) -> None:
         """Chunk ``batch``, the articles last added to ``store``, and write their chunk rows to
         it; add the rows, as offsets, to ``rows``, each with the row of ``known`` (the previous
-        generation's embed keys) whose vector it reuses."""
-        written: list[tuple[int, Chunk, str]] = []
+        generation's vectors) whose vector it reuses."""
+        chunked: list[tuple[str, list[Chunk], list[str]]] = []  # per article: prefix, chunks, embed keys
         for article, chunks in zip(batch, self.chunker.chunk(batch)):
-            prefix = None
-            for chunk in chunks:
-                text = self.chunker.embedding_text(article, chunk)
-                key = _embed_key(text)
-                if prefix is None:
-                    prefix = _prefix(text, chunk)
+            texts = [self.chunker.embedding_text(article, chunk) for chunk in chunks]
+            prefix = _prefix(texts[0], chunks[0]) if chunks else ""
+            chunked.append((prefix, chunks, [_embed_key(text) for text in texts]))
+        reuse = iter(known.rows_of([key for _, _, keys in chunked for key in keys]).tolist())
+        written: list[tuple[int, Chunk, str]] = []
+        for prefix, chunks, keys in chunked:
+            for chunk, key in zip(chunks, keys):
                 written.append((len(rows), chunk, key))
-                rows.add(chunk, known.get(key, -1))
-            rows.next_article(prefix or "")
+                rows.add(chunk, next(reuse))
+            rows.next_article(prefix)
         store.add_chunks(written)
 
     def _vectors(self, path: Path, rows: _Rows, previous: PreviousBuild | None) -> tuple[np.ndarray, int]:

@@ -181,10 +181,10 @@ class Store:
                 "JOIN articles a ON a.id = c.article_id ORDER BY c.row"
             )
 
-    def embed_keys(self) -> dict[str, int]:
-        """``{embed_key: row}``: where an already-embedded text's vector sits."""
+    def embed_keys(self) -> Iterator[tuple[str, int]]:
+        """``(embed_key, row)`` for every chunk: where an already-embedded text's vector sits."""
         with self._reading():
-            return {key: row for key, row in self._db.execute("SELECT embed_key, row FROM chunks")}
+            yield from self._db.execute("SELECT embed_key, row FROM chunks")
 
     def quotes_for(self, article_ids: Sequence[str]) -> list[Quote]:
         return [Quote(aid, start, end, text, speaker, kind)
