@@ -282,6 +282,26 @@ def test_a_large_keyword_index_is_memory_mapped_and_finds_the_same(built):
         assert (rows.tolist(), scores.tolist()) == (want_rows.tolist(), want_scores.tolist())
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc/self/maps")
+def test_closing_a_generation_unmaps_its_vectors_and_keyword_index(built, tmp_path, monkeypatch):
+    """A server swaps generations for as long as it runs: a retired one must not keep its files
+    mapped (at 10M chunks, 14 GiB of vectors and 9 GiB of BM25)."""
+    index_dir = _copy_index(built, tmp_path)
+    gen = index_dir / read_manifest(index_dir).generation
+    monkeypatch.setattr(KeywordSearcher.load.__func__, "__defaults__", (0, None))  # map even a small one
+
+    def mapped() -> set[str]:
+        gc.collect()
+        with open("/proc/self/maps") as maps:
+            return {str(Path(line.split()[-1]).relative_to(gen)) for line in maps if str(gen) in line}
+
+    index = load_index(index_dir)
+    assert mapped() == {"vectors.npy", "bm25/data.csc.index.npy", "bm25/indices.csc.index.npy",
+                        "bm25/indptr.csc.index.npy"}
+    index.close()
+    assert mapped() == set()
+
+
 # --- keyword shards -------------------------------------------------------------------------
 
 HEADLINES = [

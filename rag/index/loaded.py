@@ -94,14 +94,15 @@ class LoadedIndex:
             self.close()
 
     def close(self) -> None:
-        """Close the store and let go of the memory-mapped vectors, whose file closes as soon as
-        no array cut from them is left (searches copy the rows they read)."""
+        """Close the store and let go of the memory-mapped vectors and keyword index, whose files
+        close as soon as no array cut from them is left (searches copy what they read)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self.store.close()
         self.vectors = self.dense.vectors = np.empty((0, self.manifest.dimension), dtype=self.vectors.dtype)
+        self.keyword = KeywordSearcher([], [])
 
 
 def load_index(index_dir: Path, expected_model: str | None = None) -> LoadedIndex:
