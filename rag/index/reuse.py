@@ -23,7 +23,7 @@ class KnownVectors:
         for key, row in pairs:
             digests += bytes.fromhex(key)
             rows.append(row)
-        keys = np.frombuffer(bytes(digests), dtype="S20")
+        keys = np.frombuffer(digests, dtype="S20")
         order = np.argsort(keys, kind="stable")
         self._keys = keys[order]
         self._rows = np.frombuffer(rows, dtype=np.int64)[order] if len(rows) else np.empty(0, dtype=np.int64)
