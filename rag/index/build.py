@@ -320,6 +320,7 @@ class Indexer:
         vectors = _vector_file(path, len(rows), dim)
         for i, at in enumerate(slices):
             vectors[at] = new if i == 0 else self._embed(rows, at)
+            new = None  # not held beside the next slice's
         for lo in range(0, len(reused), VECTOR_SLICE):
             at = reused[lo:lo + VECTOR_SLICE]
             assert old is not None
