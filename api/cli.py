@@ -66,11 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index-type", choices=INDEX_TYPES, default="auto",
                    help="exact, hnsw, ivf (compressed), or auto (hnsw from --ann-threshold chunks, "
                         "ivf from --ivf-threshold)")
-    p.add_argument("--ann-threshold", type=int, default=200_000, metavar="N")
-    p.add_argument("--ivf-threshold", type=int, default=1_000_000, metavar="N")
-    p.add_argument("--keyword-shard-rows", type=int, default=1_000_000, metavar="N",
-                   help="build the BM25 index in shards of at most N chunks, one at a time")
-    p.add_argument("--chunk-tokens", type=int, default=200, metavar="N")
+    # The four below, when not given, keep what the index was built with (200k, 1M, 1M and 200
+    # for a new one): a bare reindex repeats the last build and reuses its vectors.
+    p.add_argument("--ann-threshold", type=int, metavar="N", help="(default: the index's, or 200000)")
+    p.add_argument("--ivf-threshold", type=int, metavar="N", help="(default: the index's, or 1000000)")
+    p.add_argument("--keyword-shard-rows", type=int, metavar="N",
+                   help="build the BM25 index in shards of at most N chunks, one at a time "
+                        "(default: the index's, or 1000000)")
+    p.add_argument("--chunk-tokens", type=int, metavar="N",
+                   help="most body tokens a chunk holds (default: the index's, or 200); another "
+                        "value embeds every chunk again")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-file report")
     _ray_options(p)
 

@@ -79,7 +79,7 @@ class Pipeline:
         self.llm = llm
         self._llm_answerer: LLMAnswerer | None = None
         self._embedder = embedder
-        self._chunker: Chunker | None = None
+        self._chunker: tuple[tuple[int | None, int | None], Chunker] | None = None
         self._index: LoadedIndex | None = None
         self._index_stamp: int | None = None
         # The manifest stamp that last failed to load, and why.
@@ -154,18 +154,30 @@ class Pipeline:
             return made[1]
 
     def chunker(self) -> Chunker:
-        if self._chunker is None:
+        """The chunker a reindex would use now (``build_settings``'s chunking)."""
+        settings = self.build_settings()
+        wanted = (settings.chunk_tokens, settings.overlap_sentences)
+        if self._chunker is None or self._chunker[0] != wanted:
             embedder = self.embedder
             # A copy: the chunker tokenizes whole articles during a reindex while searches
             # keep using the embedder's own tokenizer.
             tokenizer = copy.deepcopy(getattr(embedder, "tokenizer"))
             max_tokens = int(getattr(embedder, "max_tokens", 256))
-            self._chunker = Chunker(tokenizer, ChunkingSettings(
-                max_tokens=self.settings.chunk_tokens,
-                overlap_sentences=self.settings.overlap_sentences,
+            self._chunker = wanted, Chunker(tokenizer, ChunkingSettings(
+                max_tokens=settings.chunk_tokens,  # type: ignore[arg-type]  # for_build fills them
+                overlap_sentences=settings.overlap_sentences,  # type: ignore[arg-type]
                 model_max_tokens=max_tokens,
             ))
-        return self._chunker
+        return self._chunker[1]
+
+    def build_settings(self) -> Settings:
+        """The settings a reindex builds with: each build choice left None is the existing
+        index's (as with the backend, so that it reuses its vectors), else the default."""
+        try:
+            recorded = read_manifest(self.settings.index_dir).build_choices()
+        except IndexProblem:
+            recorded = {}
+        return self.settings.for_build(recorded)
 
     def index(self) -> LoadedIndex:
         """The current generation; reloaded when the manifest on disk has been replaced.
@@ -252,7 +264,7 @@ class Pipeline:
         from rag.text.quotes import extract_quotes
 
         embedder = self.embedder_for(self.settings.model, self._build_backend())
-        indexer = Indexer(self.settings, embedder, self.chunker(), quote_extractor=extract_quotes,
+        indexer = Indexer(self.build_settings(), embedder, self.chunker(), quote_extractor=extract_quotes,
                           embed_chunks=embed)
         return indexer.reindex(sources, full=full)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, Mapping, get_args
 
 from rag.embed import BACKENDS, DEFAULT_SCORER_BACKEND, Backend, check_backend
 from rag.errors import BadSetting
@@ -22,11 +22,16 @@ INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 RANKERS: tuple[str, ...] = get_args(RankerName)
 
 
+# What a build chooses for a new index when the caller does not say (Settings.for_build).
+BUILD_DEFAULTS: dict[str, int] = {"chunk_tokens": 200, "overlap_sentences": 1, "ann_threshold": 200_000,
+                                  "ivf_threshold": 1_000_000, "keyword_shard_rows": 1_000_000}
+
+
 @dataclass(frozen=True)
 class Settings:
     """How to build and search an index.
 
-    >>> Settings(index_dir=Path("index")).chunk_tokens
+    >>> Settings(index_dir=Path("index")).for_build({}).chunk_tokens
     200
     """
 
@@ -34,19 +39,24 @@ class Settings:
     # None means "the packaged all-MiniLM-L6-v2" when building, and "whatever the index was
     # built with" when searching, so a search never silently mixes two models.
     model: str | None = None
-    chunk_tokens: int = 200
-    overlap_sentences: int = 1
+    # Build choices: chunk_tokens, overlap_sentences, ann_threshold, ivf_threshold and
+    # keyword_shard_rows. None means "what the index was built with, as its manifest records it"
+    # (BUILD_DEFAULTS for a new index), so a reindex that does not say (a bare `rag reindex`, the
+    # API's) repeats the last build and reuses its vectors, where another chunking would embed
+    # every chunk again (about 40 hours at 10M chunks on 2 cores).
+    chunk_tokens: int | None = None
+    overlap_sentences: int | None = None
     index_type: IndexType = "auto"
     # Above this many chunks "auto" builds HNSW: exact search stops meeting the latency
     # budget there (see BENCHMARKS.md).
-    ann_threshold: int = 200_000
+    ann_threshold: int | None = None
     # From this many chunks "auto" builds ivf (product-quantised codes, re-scored exactly): HNSW
     # holds 1.7 GiB at 1M chunks, ivf about 0.1 GiB at the same recall (BENCHMARKS.md).
-    ivf_threshold: int = 1_000_000
+    ivf_threshold: int | None = None
     # A keyword (BM25) index of more chunks is built and saved in shards of this many, one at a
     # time: one bm25s build peaks at about 7.9 GB per 1M chunks (BENCHMARKS.md, "BM25 at 1M and 10M
     # chunks"). Each shard has its own IDF (rag.index.keyword).
-    keyword_shard_rows: int = 1_000_000
+    keyword_shard_rows: int | None = None
     batch_size: int = 64
     progress: bool = False
     sources: tuple[str, ...] = field(default=())
@@ -86,17 +96,32 @@ class Settings:
             check_backend(self.backend)
         if self.scorer_backend is not None:
             check_backend(self.scorer_backend)
-        if not 16 <= self.chunk_tokens <= 512:
+        if self.chunk_tokens is not None and not 16 <= self.chunk_tokens <= 512:
             raise BadSetting(f"chunk_tokens={self.chunk_tokens} is outside 16-512: pick e.g. 200")
-        if not 0 <= self.overlap_sentences <= 5:
+        if self.overlap_sentences is not None and not 0 <= self.overlap_sentences <= 5:
             raise BadSetting(f"overlap_sentences={self.overlap_sentences} is outside 0-5")
-        if self.keyword_shard_rows < 1:
+        if self.keyword_shard_rows is not None and self.keyword_shard_rows < 1:
             raise BadSetting(
                 f"keyword_shard_rows={self.keyword_shard_rows} must be at least 1: pick e.g. 1000000 "
                 "(a BM25 shard of 1M chunks takes about 8 GB to build)"
             )
         if self.batch_size < 1:
             raise BadSetting(f"batch_size={self.batch_size} must be at least 1")
+
+    def for_build(self, recorded: Mapping[str, int | None]) -> Settings:
+        """These settings with each build choice left None taken from ``recorded`` (what an
+        index's manifest says it was built with), else from ``BUILD_DEFAULTS``.
+
+        >>> Settings().for_build({"chunk_tokens": 64}).chunk_tokens, Settings().for_build({}).chunk_tokens
+        (64, 200)
+        >>> Settings(chunk_tokens=100).for_build({"chunk_tokens": 64}).chunk_tokens
+        100
+        """
+        chosen = {}
+        for name, default in BUILD_DEFAULTS.items():
+            given, kept = getattr(self, name), recorded.get(name)
+            chosen[name] = given if given is not None else kept if kept is not None else default
+        return replace(self, **chosen)
 
 
 def parse_backend(value: str, name: str) -> Backend:

@@ -103,6 +103,31 @@ def test_incremental_reindex_embeds_only_what_changed(tmp_path, corpus, embedder
     assert (full.embedded, full.reused) == (full.chunks, 0)
 
 
+def test_a_reindex_that_does_not_say_keeps_the_chunking_and_shards_the_index_was_built_with(
+        tmp_path, corpus, embedder):
+    """As a bare `rag reindex` or the API's reindex: another chunking would embed every chunk
+    again, which at 10M chunks takes days on a small machine."""
+    def built_with() -> tuple[dict, dict]:
+        data = json.loads((tmp_path / "index" / "manifest.json").read_text())
+        return data["chunking"], data["index"]
+
+    first = make(tmp_path, embedder, chunk_tokens=64, keyword_shard_rows=3, ann_threshold=5_000).reindex(
+        [corpus], embed=hashed)
+    assert first.chunks > 10  # smaller chunks than the default's 10
+    recorded = built_with()
+    pipeline = make(tmp_path, embedder)
+    assert (pipeline.chunker().settings.max_tokens, pipeline.build_settings().keyword_shard_rows) == (64, 3)
+    again = pipeline.reindex(embed=hashed)
+    assert (again.chunks, again.embedded, again.reused) == (first.chunks, 0, first.chunks)
+    assert built_with() == recorded
+    assert recorded[1] == {"kind": "exact", "ann_threshold": 5_000, "ivf_threshold": 1_000_000,
+                           "keyword_shard_rows": 3}
+
+    told = make(tmp_path, embedder, chunk_tokens=200).reindex(embed=hashed)
+    assert (told.chunks, told.embedded) == (10, 10)
+    assert (built_with()[0]["max_tokens"], built_with()[1]["keyword_shard_rows"]) == (200, 3)
+
+
 def test_reindexed_vectors_equal_fresh_ones(tmp_path, corpus, embedder):
     pipeline = make(tmp_path, embedder)
     pipeline.reindex([corpus])

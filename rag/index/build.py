@@ -141,7 +141,7 @@ class Indexer:
     def __init__(self, settings: Settings, embedder: Embedder, chunker: Chunker,
                  quote_extractor: QuoteExtractor | None = None,
                  embed_chunks: EmbedChunks | None = None) -> None:
-        self.settings = settings
+        self.settings = settings.for_build({})  # the caller's choices, the defaults where it made none
         self.embedder = embedder
         self.chunker = chunker
         self.quote_extractor = quote_extractor

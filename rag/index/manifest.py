@@ -74,6 +74,14 @@ class Manifest:
         """The embedding backend the vectors came from."""
         return self.model_backend if self.model_backend is not None else LEGACY_BACKEND
 
+    def build_choices(self) -> dict[str, int | None]:
+        """What this index was built with, named as ``Settings``'s build choices (None where an
+        older manifest does not say), for ``Settings.for_build``."""
+        chunking = self.chunking
+        return {"chunk_tokens": chunking.get("max_tokens"), "overlap_sentences": chunking.get("overlap_sentences"),
+                "ann_threshold": self.ann_threshold, "ivf_threshold": self.ivf_threshold,
+                "keyword_shard_rows": self.keyword_shard_rows}
+
     def to_json(self) -> dict[str, Any]:
         """The manifest as ``manifest.json`` holds it."""
         model: dict[str, Any] = {"name": self.model, "dimension": self.dimension}
