@@ -462,7 +462,7 @@ class _Diff:
     def __init__(self, old: dict[str, tuple[str, str]]) -> None:
         self.old = old
         self.seen: set[str] = set()  # the ids of old articles met again
-        self.fresh: list[str] = []  # the origins of the articles not in ``old``, while there is one
+        self.fresh: list[str] = []  # origins of the articles not in ``old`` (kept only when it has any)
         self.added = self.updated = self.unchanged = 0
 
     def add(self, article: Article, digest: str) -> None:
