@@ -1,13 +1,21 @@
-"""Peak memory and time of a real reindex at 100k-1M chunks, the library as it was and as it is,
+"""Peak memory and time of a real reindex at 100k-3M chunks, the library as it was and as it is,
 extrapolated to 10M chunks (issue #18). Reproduces BENCHMARKS.md, "Reindex" > "Memory of a
-reindex, 100k to 10M chunks" (bench/results/reindex_scale.json):
+reindex, 100k to 10M chunks" (bench/results/reindex_scale*.json):
 
     mkdir -p bench-out/reindex-scale/head-src && git archive 5af0c20 rag | tar -x -C bench-out/reindex-scale/head-src
     nice -n 10 .venv/bin/python bench/reindex_scale.py --sizes 100000 200000 300000 1000000   # about 35 min
     nice -n 10 .venv/bin/python bench/reindex_scale.py --sizes 100000 300000 --name reindex_scale-steps
+    nice -n 10 .venv/bin/python bench/reindex_scale.py --codes work --sizes 100000 300000 1000000 --name reindex_scale-stream
+    nice -n 10 .venv/bin/python bench/reindex_scale.py --codes work --sizes 300000 1000000 --again --name reindex_scale-again
+    nice -n 10 .venv/bin/python bench/reindex_scale.py --codes work --sizes 3000000 --keyword-shard-rows 1000000 \
+        --max-anon-gb 16 --name reindex_scale-3m   # about 1 h
+
+(the first two were run at commit 32065eb, whose working tree is the "articles held" version of
+BENCHMARKS.md; a run measures the working tree it is run from, so a long one is best run from a
+``git worktree`` of the commit, leaving the tree free to edit).
 
 Options: [--sizes 100000 300000] [--codes head work] [--head-src bench-out/reindex-scale/head-src]
-[--keyword-shard-rows 50000] [--ivf-train-sample 20000] [--max-anon-gb 12] [--name reindex_scale].
+[--keyword-shard-rows 50000] [--ivf-train-sample 20000] [--max-anon-gb 12] [--again] [--name reindex_scale].
 
 What runs is the library's own ``Indexer.reindex`` (rag/index/build.py) on a JSON Lines file of
 synthetic articles: the real reader, chunker (the model's tokenizer), quote extraction, SQLite
