@@ -10,9 +10,9 @@ reindex, 100k to 10M chunks" (bench/results/reindex_scale*.json):
     nice -n 10 .venv/bin/python bench/reindex_scale.py --codes work --sizes 3000000 --keyword-shard-rows 1000000 \
         --max-anon-gb 16 --name reindex_scale-3m   # about 1 h
 
-(the first two were run at commit 32065eb, whose working tree is the "articles held" version of
-BENCHMARKS.md; a run measures the working tree it is run from, so a long one is best run from a
-``git worktree`` of the commit, leaving the tree free to edit).
+(the first two were run on the working tree that became commit 1ef4d61, whose build code 32065eb
+still has: the "articles held" version of BENCHMARKS.md. A run measures the working tree it is run
+from, so a long one is best run from a ``git worktree`` of a commit, leaving the tree free to edit).
 
 Options: [--sizes 100000 300000] [--codes head work] [--head-src bench-out/reindex-scale/head-src]
 [--keyword-shard-rows 50000] [--ivf-train-sample 20000] [--max-anon-gb 12] [--again] [--name reindex_scale].
