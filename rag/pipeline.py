@@ -153,9 +153,10 @@ class Pipeline:
                 made = self._companions[backend] = (embedder, other)
             return made[1]
 
-    def chunker(self) -> Chunker:
-        """The chunker a reindex would use now (``build_settings``'s chunking)."""
-        settings = self.build_settings()
+    def chunker(self, settings: Settings | None = None) -> Chunker:
+        """The chunker for ``settings``' chunking (default: ``build_settings()``, what a reindex
+        would use now)."""
+        settings = settings or self.build_settings()
         wanted = (settings.chunk_tokens, settings.overlap_sentences)
         if self._chunker is None or self._chunker[0] != wanted:
             embedder = self.embedder
@@ -264,7 +265,8 @@ class Pipeline:
         from rag.text.quotes import extract_quotes
 
         embedder = self.embedder_for(self.settings.model, self._build_backend())
-        indexer = Indexer(self.build_settings(), embedder, self.chunker(), quote_extractor=extract_quotes,
+        settings = self.build_settings()  # reads the manifest once for both
+        indexer = Indexer(settings, embedder, self.chunker(settings), quote_extractor=extract_quotes,
                           embed_chunks=embed)
         return indexer.reindex(sources, full=full)
 
